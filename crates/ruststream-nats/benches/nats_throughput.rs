@@ -1,0 +1,402 @@
+//! Throughput over a real NATS server, three loops side by side, interleaved, same
+//! workload (SPEC §5): each message carries the small JSON order, which the consumer
+//! decodes into `Order`, reads every field of, and (JetStream) acks in the same place,
+//! after the work, with the server's confirmation.
+//!
+//! - `raw`: async-nats alone (a core subscription, or a JetStream pull stream with
+//!   `+ACK` sent as a request to the ack subject, which the server confirms);
+//! - `crate`: this crate's `NatsSubscriber` stream and `NatsMessage::ack`, no runtime;
+//! - `framework`: an `App` with a `#[subscriber]` handler (`Order` argument).
+//!
+//! ```text
+//! cargo bench -p ruststream-nats --bench nats_throughput            # both
+//! cargo bench -p ruststream-nats --bench nats_throughput -- core    # core only
+//! cargo bench -p ruststream-nats --bench nats_throughput -- jetstream
+//! ```
+//!
+//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`), `ROUNDS` (default 5),
+//! `CORE_MESSAGES` (default 200000), `JS_MESSAGES` (default 20000).
+//!
+//! Throughput is timed from the first message handled to the last, so subscribing and
+//! consumer creation are left out; the core publisher runs on its own connection and
+//! keeps at most 20 000 messages ahead of the consumer. Each JetStream round consumes the
+//! same stored messages through a fresh durable consumer.
+
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use bytes::Bytes;
+use futures::StreamExt;
+use ruststream::runtime::{App, Router};
+use ruststream::{Broker, IncomingMessage, Subscriber, SubscriptionSource, subscriber};
+use ruststream_nats::{Config, NatsBroker, NatsSource};
+
+/// The reference body of SPEC §5.
+const BODY: &[u8] = br#"{"id":10000023,"name":"order-10000023","amount":123.25}"#;
+const CORE_SUBJECT: &str = "rsbench.core";
+const JS_SUBJECT: &str = "rsbench.js";
+const STREAM: &str = "RSBENCH";
+const DURABLE: &str = "rsbench";
+/// How far the core publisher may run ahead of the consumer.
+const WINDOW: u64 = 20_000;
+
+/// The reference message type of SPEC §5.
+#[derive(Debug, serde::Deserialize)]
+struct Order {
+    id: u64,
+    name: String,
+    amount: f64,
+}
+
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static TIMES: Mutex<(Option<Instant>, Option<Instant>)> = Mutex::new((None, None));
+static TARGET: AtomicU64 = AtomicU64::new(0);
+
+/// The user's work: decode, read every field, count (first and last time noted).
+fn handle(payload: &[u8]) {
+    let order: Order = serde_json::from_slice(payload).expect("the bench body decodes");
+    black_box(order.id);
+    black_box(order.name.as_str());
+    black_box(order.amount);
+    let n = HANDLED.fetch_add(1, Ordering::AcqRel) + 1;
+    if n == 1 {
+        TIMES.lock().unwrap().0 = Some(Instant::now());
+    }
+    if n == TARGET.load(Ordering::Acquire) {
+        TIMES.lock().unwrap().1 = Some(Instant::now());
+    }
+}
+
+fn reset(target: u64) {
+    HANDLED.store(0, Ordering::Release);
+    TARGET.store(target, Ordering::Release);
+    *TIMES.lock().unwrap() = (None, None);
+}
+
+async fn wait_done(target: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while HANDLED.load(Ordering::Acquire) < target {
+        assert!(Instant::now() < deadline, "the round did not finish");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (first, last) = *TIMES.lock().unwrap();
+    let elapsed = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
+    (target - 1) as f64 / elapsed
+}
+
+#[subscriber("rsbench.core")]
+async fn on_core(order: Order) {
+    black_box(order.id);
+    black_box(order.name.as_str());
+    black_box(order.amount);
+    count();
+}
+
+#[subscriber(NatsSource::new("rsbench.js").stream("RSBENCH").durable("rsbench"))]
+async fn on_jetstream(order: Order) {
+    black_box(order.id);
+    black_box(order.name.as_str());
+    black_box(order.amount);
+    count();
+}
+
+/// The counting part of [`handle`], for the handlers (which decode through the runtime).
+fn count() {
+    let n = HANDLED.fetch_add(1, Ordering::AcqRel) + 1;
+    if n == 1 {
+        TIMES.lock().unwrap().0 = Some(Instant::now());
+    }
+    if n == TARGET.load(Ordering::Acquire) {
+        TIMES.lock().unwrap().1 = Some(Instant::now());
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Raw,
+    Crate,
+    Framework,
+}
+
+const VARIANTS: [Variant; 3] = [Variant::Raw, Variant::Crate, Variant::Framework];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Raw => "raw async-nats",
+            Variant::Crate => "ruststream-nats subscriber, no runtime",
+            Variant::Framework => "framework, #[subscriber] handler",
+        }
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Publishes `n` core messages, staying at most [`WINDOW`] ahead of the consumer.
+async fn publish_core(client: async_nats::Client, n: u64) {
+    let body = Bytes::from_static(BODY);
+    for i in 0..n {
+        while i >= HANDLED.load(Ordering::Acquire) + WINDOW {
+            // Sleep rather than spin: the consumer needs the CPU.
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        client.publish(CORE_SUBJECT, body.clone()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+}
+
+async fn core_round(url: &str, variant: Variant, n: u64) -> f64 {
+    reset(n);
+    let publisher = async_nats::connect(url).await.unwrap();
+    let broker = NatsBroker::new(Config::new(url));
+    broker.connect().await.unwrap();
+    let throughput = match variant {
+        Variant::Raw => {
+            let client = broker.client().unwrap().clone();
+            let mut sub = client.subscribe(CORE_SUBJECT).await.unwrap();
+            client.flush().await.unwrap();
+            publisher.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let publishing = tokio::spawn(publish_core(publisher.clone(), n));
+            let consume = tokio::spawn(async move {
+                for _ in 0..n {
+                    let message = sub.next().await.unwrap();
+                    handle(&message.payload);
+                }
+            });
+            let throughput = wait_done(n).await;
+            consume.await.unwrap();
+            publishing.await.unwrap();
+            throughput
+        }
+        Variant::Crate => {
+            let mut sub = NatsSource::new(CORE_SUBJECT)
+                .subscribe(&broker)
+                .await
+                .unwrap();
+            let publishing = tokio::spawn(publish_core(publisher.clone(), n));
+            let consume = tokio::spawn(async move {
+                let mut stream = std::pin::pin!(sub.stream());
+                for _ in 0..n {
+                    let message = stream.next().await.unwrap().unwrap();
+                    handle(message.payload());
+                    message.ack().await.unwrap();
+                }
+            });
+            let throughput = wait_done(n).await;
+            consume.await.unwrap();
+            publishing.await.unwrap();
+            throughput
+        }
+        Variant::Framework => {
+            let app = App::new("bench")
+                .broker(broker.clone(), Router::new().subscriber(on_core))
+                .start()
+                .await
+                .unwrap();
+            let publishing = tokio::spawn(publish_core(publisher.clone(), n));
+            let throughput = wait_done(n).await;
+            publishing.await.unwrap();
+            app.shutdown().await.unwrap();
+            throughput
+        }
+    };
+    broker.shutdown().await.ok();
+    publisher.drain().await.ok();
+    throughput
+}
+
+/// Fills the bench stream with `n` copies of the body (fresh stream).
+async fn fill_stream(url: &str, n: u64) {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let _ = js.delete_stream(STREAM).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![JS_SUBJECT.to_owned()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut acks = Vec::with_capacity(1000);
+    for _ in 0..n {
+        acks.push(
+            js.publish(JS_SUBJECT, Bytes::from_static(BODY))
+                .await
+                .unwrap(),
+        );
+        if acks.len() == 1000 {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    client.drain().await.ok();
+}
+
+async fn drop_consumer(url: &str) {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let _ = js.delete_consumer_from_stream(DURABLE, STREAM).await;
+    client.drain().await.ok();
+}
+
+async fn jetstream_round(url: &str, variant: Variant, n: u64) -> f64 {
+    drop_consumer(url).await;
+    reset(n);
+    let broker = NatsBroker::new(Config::new(url));
+    broker.connect().await.unwrap();
+    let throughput = match variant {
+        Variant::Raw => {
+            let client = broker.client().unwrap().clone();
+            let js = async_nats::jetstream::new(client.clone());
+            let stream = js.get_stream(STREAM).await.unwrap();
+            let consumer = stream
+                .get_or_create_consumer(
+                    DURABLE,
+                    pull::Config {
+                        durable_name: Some(DURABLE.to_owned()),
+                        filter_subject: JS_SUBJECT.to_owned(),
+                        ack_policy: AckPolicy::Explicit,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(ruststream_nats::DEFAULT_BATCH)
+                .messages()
+                .await
+                .unwrap();
+            let consume = tokio::spawn(async move {
+                for _ in 0..n {
+                    let message = messages.next().await.unwrap().unwrap();
+                    handle(&message.payload);
+                    let reply = message.reply.clone().unwrap();
+                    client
+                        .request(reply, Bytes::from_static(b"+ACK"))
+                        .await
+                        .unwrap();
+                }
+            });
+            let throughput = wait_done(n).await;
+            consume.await.unwrap();
+            throughput
+        }
+        Variant::Crate => {
+            let mut sub = NatsSource::new(JS_SUBJECT)
+                .stream(STREAM)
+                .durable(DURABLE)
+                .subscribe(&broker)
+                .await
+                .unwrap();
+            let consume = tokio::spawn(async move {
+                let mut stream = std::pin::pin!(sub.stream());
+                for _ in 0..n {
+                    let message = stream.next().await.unwrap().unwrap();
+                    handle(message.payload());
+                    message.ack().await.unwrap();
+                }
+            });
+            let throughput = wait_done(n).await;
+            consume.await.unwrap();
+            throughput
+        }
+        Variant::Framework => {
+            let app = App::new("bench")
+                .broker(broker.clone(), Router::new().subscriber(on_jetstream))
+                .start()
+                .await
+                .unwrap();
+            let throughput = wait_done(n).await;
+            app.shutdown().await.unwrap();
+            throughput
+        }
+    };
+    broker.shutdown().await.ok();
+    throughput
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn report(title: &str, n: u64, results: &mut [Vec<f64>; 3]) {
+    println!(
+        "\n{title} ({n} messages per round, {} rounds, interleaved)",
+        results[0].len()
+    );
+    let raw = median(&mut results[0]);
+    for (variant, samples) in VARIANTS.iter().zip(results.iter_mut()) {
+        let med = median(samples);
+        let all: Vec<String> = samples.iter().map(|v| format!("{v:.0}")).collect();
+        println!(
+            "  {:<40} median {:>9.0} msg/s  ratio to raw {:.3}  (rounds: {})",
+            variant.name(),
+            med,
+            med / raw,
+            all.join(", ")
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |name: &str| which.is_empty() || which.iter().any(|w| name.contains(w.as_str()));
+    if async_nats::connect(url.as_str()).await.is_err() {
+        eprintln!("SKIPPED nats_throughput: no NATS server at {url}");
+        return;
+    }
+    let rounds = env_u64("ROUNDS", 5);
+
+    if wants("core") {
+        let n = env_u64("CORE_MESSAGES", 200_000);
+        let mut results: [Vec<f64>; 3] = Default::default();
+        for round in 0..rounds {
+            for k in 0..3 {
+                let index = (k + round as usize) % 3;
+                results[index].push(core_round(&url, VARIANTS[index], n).await);
+            }
+        }
+        report("NATS core", n, &mut results);
+    }
+    if wants("jetstream") {
+        let n = env_u64("JS_MESSAGES", 20_000);
+        fill_stream(&url, n).await;
+        let mut results: [Vec<f64>; 3] = Default::default();
+        for round in 0..rounds {
+            for k in 0..3 {
+                let index = (k + round as usize) % 3;
+                results[index].push(jetstream_round(&url, VARIANTS[index], n).await);
+            }
+        }
+        report(
+            "JetStream (durable pull consumer, confirmed acks)",
+            n,
+            &mut results,
+        );
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        let _ = async_nats::jetstream::new(client.clone())
+            .delete_stream(STREAM)
+            .await;
+        client.drain().await.ok();
+    }
+}

@@ -1,0 +1,75 @@
+//! The delivered message and how it is settled.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::contract::{AckError, Headers};
+
+/// A message delivered by a [`Subscriber`](crate::Subscriber).
+///
+/// Settlement consumes the message: `ack(self)`, `nack(self, ..)` and `nack_after(self, ..)`
+/// take it by value, so settling twice is a compile error. A message dropped without being
+/// settled is left to the broker, which redelivers it where it tracks deliveries.
+///
+/// Only `payload`, `headers`, `ack` and `nack` are required. The other methods have
+/// defaults that degrade gracefully, so a broker that overrides none of them still works
+/// with every runtime feature.
+pub trait IncomingMessage: Send + Sync + Sized {
+    /// Whether [`nack_after`](Self::nack_after) is the broker's own delayed redelivery.
+    ///
+    /// When `false`, the runtime does not trust `nack_after` to hold a message for the
+    /// delay: it publishes a delayed copy before settling the original, so a crash during
+    /// the delay loses nothing.
+    const NATIVE_DELAY: bool = false;
+
+    /// The body, exactly as published.
+    fn payload(&self) -> &[u8];
+
+    /// The headers, in the order they were published.
+    fn headers(&self) -> &Headers;
+
+    /// Confirms the message was handled; the broker will not deliver it again.
+    fn ack(self) -> impl Future<Output = Result<(), AckError>> + Send;
+
+    /// Rejects the message: `requeue = true` asks for redelivery, `false` drops it (or
+    /// dead-letters it where the broker is configured to).
+    fn nack(self, requeue: bool) -> impl Future<Output = Result<(), AckError>> + Send;
+
+    /// Asks for redelivery after `delay`.
+    ///
+    /// Defaults to an immediate `nack(true)`. Brokers with native delayed redelivery
+    /// (JetStream NAK with delay, for example) override it and set
+    /// [`NATIVE_DELAY`](Self::NATIVE_DELAY). Handlers reach it through
+    /// `HandlerResult::retry_after`.
+    fn nack_after(self, delay: Duration) -> impl Future<Output = Result<(), AckError>> + Send {
+        let _ = delay;
+        self.nack(true)
+    }
+
+    /// The key that keeps related messages in order, if the broker carries one.
+    ///
+    /// Defaults to `None`. Brokers with the [`Partitioned`](crate::Partitioned) capability
+    /// override it; the runtime's keyed lanes (`workers(n, by_key)`) use it and rotate
+    /// keyless messages.
+    fn partition_key(&self) -> Option<&[u8]> {
+        None
+    }
+
+    /// The concrete name the message was published to (useful under wildcard
+    /// subscriptions). Defaults to `None` (unknown).
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
+    /// Where a reply to this message should be published, for request-reply.
+    /// Defaults to `None`.
+    fn reply_to(&self) -> Option<&str> {
+        None
+    }
+
+    /// How many times this message was delivered before this delivery (`Some(0)` on the
+    /// first). Defaults to `None`: the broker does not say.
+    fn redelivery_count(&self) -> Option<u32> {
+        None
+    }
+}

@@ -1,0 +1,261 @@
+//! The in-process "server": the route table shared by every connection.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::time::Instant;
+
+use super::envelope::{Envelope, EnvelopePool};
+use super::message::Redelivery;
+use super::queue::{Delivery, DeliveryQueue, PushError};
+use super::{MemoryConfig, MemoryError};
+use crate::OutgoingMessage;
+use crate::matching::NameMatcher;
+
+/// Identifies a route for removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RouteKey {
+    /// A fan-out subscription: its own queue, removed with it.
+    FanOut(u64),
+    /// A consumer group: one queue shared by its members, kept while the hub lives so
+    /// a member that comes back finds what was published meanwhile.
+    Group { pattern: Box<str>, group: Box<str> },
+}
+
+struct Route {
+    key: RouteKey,
+    pattern: Box<str>,
+    /// No wildcard: matches only the name equal to the pattern.
+    literal: bool,
+    queue: Arc<DeliveryQueue>,
+    members: usize,
+}
+
+pub(crate) struct Hub {
+    pub(crate) matcher: Box<dyn NameMatcher>,
+    pub(crate) config: MemoryConfig,
+    pub(crate) redelivery: Redelivery,
+    pub(crate) pool: Arc<EnvelopePool>,
+    routes: RwLock<Vec<Route>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.config)
+            .field("routes", &self.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(
+        matcher: Box<dyn NameMatcher>,
+        config: MemoryConfig,
+        redelivery: Redelivery,
+    ) -> Self {
+        let pool_limit = config.queue_capacity.max(64);
+        Self {
+            matcher,
+            config,
+            redelivery,
+            pool: Arc::new(EnvelopePool::new(pool_limit)),
+            routes: RwLock::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Vec<Route>> {
+        self.routes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Vec<Route>> {
+        self.routes.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn new_queue(&self) -> Arc<DeliveryQueue> {
+        Arc::new(DeliveryQueue::new(
+            self.config.queue_capacity,
+            Arc::clone(&self.pool),
+        ))
+    }
+
+    /// Adds a route (or joins a group) and returns its queue.
+    pub(crate) fn subscribe(
+        &self,
+        pattern: &str,
+        group: Option<&str>,
+    ) -> Result<(RouteKey, Arc<DeliveryQueue>), MemoryError> {
+        self.matcher
+            .validate_pattern(pattern)
+            .map_err(MemoryError::InvalidPattern)?;
+        let mut routes = self.write();
+        if let Some(group) = group {
+            let key = RouteKey::Group {
+                pattern: pattern.into(),
+                group: group.into(),
+            };
+            if let Some(route) = routes.iter_mut().find(|r| r.key == key) {
+                route.members += 1;
+                return Ok((key, Arc::clone(&route.queue)));
+            }
+            let queue = self.new_queue();
+            routes.push(Route {
+                key: key.clone(),
+                pattern: pattern.into(),
+                literal: self.matcher.is_literal(pattern),
+                queue: Arc::clone(&queue),
+                members: 1,
+            });
+            return Ok((key, queue));
+        }
+        let key = RouteKey::FanOut(self.next_id());
+        let queue = self.new_queue();
+        routes.push(Route {
+            key: key.clone(),
+            pattern: pattern.into(),
+            literal: self.matcher.is_literal(pattern),
+            queue: Arc::clone(&queue),
+            members: 1,
+        });
+        Ok((key, queue))
+    }
+
+    /// Removes a fan-out route (closing its queue) or leaves a group (keeping its queue).
+    pub(crate) fn unsubscribe(&self, key: &RouteKey) {
+        let mut routes = self.write();
+        let Some(index) = routes.iter().position(|r| r.key == *key) else {
+            return;
+        };
+        match key {
+            RouteKey::FanOut(_) => {
+                let route = routes.swap_remove(index);
+                route.queue.close();
+            }
+            RouteKey::Group { .. } => {
+                routes[index].members = routes[index].members.saturating_sub(1)
+            }
+        }
+    }
+
+    /// Messages waiting in every queue, ready or scheduled for delayed redelivery.
+    pub(crate) fn backlog(&self) -> usize {
+        self.read().iter().map(|route| route.queue.backlog()).sum()
+    }
+
+    /// Whether a subscription with a live member would receive `name` (request-reply).
+    pub(crate) fn has_listener(&self, name: &str) -> bool {
+        self.read()
+            .iter()
+            .any(|r| r.members > 0 && self.matcher.matches(&r.pattern, name))
+    }
+
+    fn route_matches(&self, route: &Route, name: &str) -> bool {
+        if route.literal {
+            *route.pattern == *name
+        } else {
+            self.matcher.matches(&route.pattern, name)
+        }
+    }
+
+    /// Validates `msg`'s name, copies it into an envelope and delivers it to every
+    /// matching route, waiting for room in full queues.
+    pub(crate) async fn publish(&self, msg: &OutgoingMessage<'_>) -> Result<(), MemoryError> {
+        let name = msg.name();
+        let mut envelope: Option<Arc<Envelope>> = None;
+        // Full queues are rare: the first needs no allocation, a second one a Vec.
+        let mut first_full: Option<Arc<DeliveryQueue>> = None;
+        let mut more_full: Vec<Arc<DeliveryQueue>> = Vec::new();
+        {
+            let routes = self.read();
+            // A name equal to a literal route is valid: that pattern was validated.
+            if !routes.iter().any(|r| r.literal && *r.pattern == *name) {
+                self.matcher
+                    .validate_name(name)
+                    .map_err(MemoryError::InvalidName)?;
+            }
+            for route in routes.iter().filter(|r| self.route_matches(r, name)) {
+                let envelope = envelope.get_or_insert_with(|| self.pool.envelope(msg));
+                let delivery = Delivery {
+                    envelope: Arc::clone(envelope),
+                    redeliveries: 0,
+                };
+                if let Err((PushError::Full, _)) = route.queue.try_push(delivery) {
+                    match first_full {
+                        None => first_full = Some(Arc::clone(&route.queue)),
+                        Some(_) => more_full.push(Arc::clone(&route.queue)),
+                    }
+                }
+            }
+        }
+        let (Some(envelope), Some(first_full)) = (envelope, first_full) else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.config.publish_timeout;
+        for queue in std::iter::once(first_full).chain(more_full) {
+            let delivery = Delivery {
+                envelope: Arc::clone(&envelope),
+                redeliveries: 0,
+            };
+            if let Err(PushError::Full) = queue.push(delivery, deadline).await {
+                return Err(MemoryError::Backpressure {
+                    name: name.to_owned(),
+                    waited: self.config.publish_timeout,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a committed transaction: every envelope to every matching route, at once.
+    pub(crate) fn publish_all(&self, envelopes: Vec<Arc<Envelope>>) {
+        let routes = self.read();
+        for envelope in envelopes {
+            for route in routes
+                .iter()
+                .filter(|r| self.route_matches(r, &envelope.name))
+            {
+                route.queue.push_unbounded(Delivery {
+                    envelope: Arc::clone(&envelope),
+                    redeliveries: 0,
+                });
+            }
+        }
+    }
+}
+
+/// One subscriber's registration, shared with its connection so `shutdown` can end it.
+#[derive(Debug)]
+pub(crate) struct SubscriberSlot {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) key: RouteKey,
+    pub(crate) queue: Arc<DeliveryQueue>,
+    pub(crate) stop: AtomicBool,
+    registered: AtomicBool,
+}
+
+impl SubscriberSlot {
+    pub(crate) fn new(hub: Arc<Hub>, key: RouteKey, queue: Arc<DeliveryQueue>) -> Self {
+        Self {
+            hub,
+            key,
+            queue,
+            stop: AtomicBool::new(false),
+            registered: AtomicBool::new(true),
+        }
+    }
+
+    /// Ends the subscriber's stream and removes its route, once.
+    pub(crate) fn release(&self) {
+        self.stop.store(true, Ordering::Release);
+        if self.registered.swap(false, Ordering::AcqRel) {
+            self.hub.unsubscribe(&self.key);
+        }
+        self.queue.wake_consumers();
+    }
+}

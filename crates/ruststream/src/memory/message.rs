@@ -1,0 +1,130 @@
+//! [`MemoryMessage`] and the shared [`Envelope`] it reads from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::envelope::{EMPTY_ENVELOPE, Envelope};
+use super::queue::{Delivery, DeliveryQueue};
+use crate::{AckError, Headers, IncomingMessage};
+
+/// Whether settlement is real (the memory broker) or recorded only (a `TestClient`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redelivery {
+    /// `nack(true)`, `nack_after` and unsettled drops redeliver.
+    Enabled,
+    /// Core routing only: settlement never redelivers.
+    Disabled,
+}
+
+/// A message delivered by the memory broker.
+///
+/// `nack(true)` puts it back at the front of its queue; `nack_after(d)` does so after `d`;
+/// a message dropped without settlement is redelivered too, so nothing in hand is lost
+/// when a handler task dies.
+#[derive(Debug)]
+pub struct MemoryMessage {
+    /// `None` once settled.
+    delivery: Option<Delivery>,
+    queue: Arc<DeliveryQueue>,
+    redelivery: Redelivery,
+}
+
+impl MemoryMessage {
+    pub(crate) fn new(
+        delivery: Delivery,
+        queue: Arc<DeliveryQueue>,
+        redelivery: Redelivery,
+    ) -> Self {
+        Self {
+            delivery: Some(delivery),
+            queue,
+            redelivery,
+        }
+    }
+
+    fn envelope(&self) -> &Envelope {
+        self.delivery
+            .as_ref()
+            .map_or(&EMPTY_ENVELOPE, |d| &d.envelope)
+    }
+
+    /// Settles for good: the envelope goes back to the pool if this was its last delivery.
+    fn finish(&mut self) {
+        if let Some(delivery) = self.delivery.take() {
+            self.queue.recycle(delivery.envelope);
+        }
+    }
+
+    /// Settles by putting the message back, after `delay` if given.
+    fn redeliver(&mut self, delay: Option<Duration>) {
+        let Some(mut again) = self.delivery.take() else {
+            return;
+        };
+        if self.redelivery == Redelivery::Disabled {
+            self.queue.recycle(again.envelope);
+            return;
+        }
+        again.redeliveries = again.redeliveries.saturating_add(1);
+        let runtime =
+            delay.and_then(|d| tokio::runtime::Handle::try_current().ok().map(|rt| (d, rt)));
+        match runtime {
+            Some((delay, runtime)) => self.queue.requeue_after(again, delay, &runtime),
+            // Without a tokio runtime there is no timer: redeliver at once rather than lose it.
+            None => self.queue.requeue(again),
+        }
+    }
+}
+
+impl Drop for MemoryMessage {
+    fn drop(&mut self) {
+        self.redeliver(None);
+    }
+}
+
+impl IncomingMessage for MemoryMessage {
+    // The delay is held by this process's own timer, which is as durable as the broker itself.
+    const NATIVE_DELAY: bool = true;
+
+    fn payload(&self) -> &[u8] {
+        &self.envelope().payload
+    }
+
+    fn headers(&self) -> &Headers {
+        &self.envelope().headers
+    }
+
+    async fn ack(mut self) -> Result<(), AckError> {
+        self.finish();
+        Ok(())
+    }
+
+    async fn nack(mut self, requeue: bool) -> Result<(), AckError> {
+        if requeue {
+            self.redeliver(None);
+        } else {
+            self.finish();
+        }
+        Ok(())
+    }
+
+    async fn nack_after(mut self, delay: Duration) -> Result<(), AckError> {
+        self.redeliver(Some(delay));
+        Ok(())
+    }
+
+    fn partition_key(&self) -> Option<&[u8]> {
+        self.envelope().key()
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.delivery.as_ref().map(|d| d.envelope.name.as_str())
+    }
+
+    fn reply_to(&self) -> Option<&str> {
+        self.envelope().reply_to()
+    }
+
+    fn redelivery_count(&self) -> Option<u32> {
+        self.delivery.as_ref().map(|d| d.redeliveries)
+    }
+}

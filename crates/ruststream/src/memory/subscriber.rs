@@ -1,0 +1,179 @@
+//! [`MemorySubscriber`]: the stream of one memory subscription.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use futures::stream::unfold;
+use tokio_util::sync::ReusableBoxFuture;
+
+use super::MemoryError;
+use super::hub::SubscriberSlot;
+use super::message::{MemoryMessage, Redelivery};
+use super::queue::Delivery;
+use crate::{BatchSubscriber, Reply, Subscriber};
+
+/// An open memory subscription. Dropping it leaves the subscription (a group keeps its
+/// queue for the members that remain or come back).
+pub struct MemorySubscriber {
+    slot: Arc<SubscriberSlot>,
+    redelivery: Redelivery,
+    /// The wait for a delivery that was not ready, kept between polls (and between
+    /// streams, so a dropped stream loses nothing); its allocation is reused.
+    wait: ReusableBoxFuture<'static, Option<Delivery>>,
+    waiting: bool,
+}
+
+impl std::fmt::Debug for MemorySubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemorySubscriber")
+            .field("slot", &self.slot)
+            .field("waiting", &self.waiting)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Waits for the slot's next delivery; one future type, so its box is reused.
+async fn wait_for_delivery(slot: Arc<SubscriberSlot>) -> Option<Delivery> {
+    slot.queue.pop(&slot.stop).await
+}
+
+impl MemorySubscriber {
+    pub(crate) fn new(slot: Arc<SubscriberSlot>, redelivery: Redelivery) -> Self {
+        let wait = ReusableBoxFuture::new(wait_for_delivery(Arc::clone(&slot)));
+        Self {
+            slot,
+            redelivery,
+            wait,
+            waiting: false,
+        }
+    }
+
+    fn message(&self, delivery: Delivery) -> MemoryMessage {
+        MemoryMessage::new(delivery, Arc::clone(&self.slot.queue), self.redelivery)
+    }
+
+    /// A ready delivery is returned at once, without a future; otherwise the wait is
+    /// polled (and kept for the next poll).
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<MemoryMessage>> {
+        if !self.waiting {
+            match self.slot.queue.ready_or_stopped(&self.slot.stop) {
+                Err(()) => return Poll::Ready(None),
+                Ok(Some(delivery)) => return Poll::Ready(Some(self.message(delivery))),
+                Ok(None) => {
+                    self.wait.set(wait_for_delivery(Arc::clone(&self.slot)));
+                    self.waiting = true;
+                }
+            }
+        }
+        let delivery = std::task::ready!(self.wait.poll(cx));
+        self.waiting = false;
+        Poll::Ready(delivery.map(|delivery| self.message(delivery)))
+    }
+
+    /// The next message, or `None` once the subscription is closed.
+    pub(crate) async fn next_message(&self) -> Option<MemoryMessage> {
+        let delivery = self.slot.queue.pop(&self.slot.stop).await?;
+        Some(MemoryMessage::new(
+            delivery,
+            Arc::clone(&self.slot.queue),
+            self.redelivery,
+        ))
+    }
+
+    fn try_next_message(&self) -> Option<MemoryMessage> {
+        let delivery = self.slot.queue.try_pop()?;
+        Some(MemoryMessage::new(
+            delivery,
+            Arc::clone(&self.slot.queue),
+            self.redelivery,
+        ))
+    }
+
+    async fn next_batch(
+        &self,
+        max_messages: usize,
+        max_wait: Duration,
+    ) -> Option<Vec<MemoryMessage>> {
+        let first = self.next_message().await?;
+        let max_messages = max_messages.max(1);
+        let mut batch = Vec::with_capacity(max_messages.min(1024));
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        while batch.len() < max_messages {
+            if let Some(message) = self.try_next_message() {
+                batch.push(message);
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.next_message()).await {
+                Ok(Some(message)) => batch.push(message),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+}
+
+impl Drop for MemorySubscriber {
+    fn drop(&mut self) {
+        self.slot.release();
+    }
+}
+
+impl Subscriber for MemorySubscriber {
+    type Message = MemoryMessage;
+    type Error = MemoryError;
+
+    // Deliberately stronger than the trait: the memory stream is `Unpin`.
+    #[allow(refining_impl_trait)]
+    fn stream(
+        &mut self,
+    ) -> impl Stream<Item = Result<MemoryMessage, MemoryError>> + Send + Unpin + '_ {
+        MemoryStream { subscriber: self }
+    }
+}
+
+impl BatchSubscriber for MemorySubscriber {
+    fn batches(
+        &mut self,
+        max_messages: usize,
+        max_wait: Duration,
+    ) -> impl Stream<Item = Result<Vec<MemoryMessage>, MemoryError>> + Send + '_ {
+        unfold(self, move |subscriber| async move {
+            let batch = subscriber.next_batch(max_messages, max_wait).await?;
+            Some((Ok(batch), subscriber))
+        })
+    }
+}
+
+impl MemoryMessage {
+    /// Settles the message and keeps its body and headers as a [`Reply`].
+    pub(crate) fn into_reply(self) -> Reply {
+        let reply = Reply {
+            payload: bytes::Bytes::copy_from_slice(crate::IncomingMessage::payload(&self)),
+            headers: crate::IncomingMessage::headers(&self).clone(),
+        };
+        drop(futures::FutureExt::now_or_never(
+            crate::IncomingMessage::ack(self),
+        ));
+        reply
+    }
+}
+
+/// The stream of a [`MemorySubscriber`]: `Unpin`, so `stream().next()` needs no pinning.
+struct MemoryStream<'a> {
+    subscriber: &'a mut MemorySubscriber,
+}
+
+impl Stream for MemoryStream<'_> {
+    type Item = Result<MemoryMessage, MemoryError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut()
+            .subscriber
+            .poll_message(cx)
+            .map(|message| message.map(Ok))
+    }
+}

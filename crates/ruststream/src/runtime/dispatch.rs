@@ -1,0 +1,849 @@
+//! The per-subscription loop: read the stream, call the handler, settle the message.
+//!
+//! One task per subscriber. With `workers(1)` messages are handled one at a time in the
+//! loop itself; with `workers(n)` `n` worker futures share the stream inside the task;
+//! with `workers_by_key(n)` a dispatcher feeds `n` lanes by partition key. Nothing on this
+//! path allocates per message: the reply buffer and reply headers are reused.
+
+use std::future::{Future, poll_fn};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::health::Flag;
+use super::message::{ATTEMPT_HEADER, Scope, StateMap, attempt_of};
+use super::middleware::{BoxedLayer, LayeredHandler, LayeredPublisher};
+use super::observe::{Handled, Observers, Publication, Settlement};
+use super::outcome::{Kind, Outcome};
+use super::policy::Backoff;
+use super::spans;
+use super::subscriber::SubscriberOptions;
+use super::{
+    AppError, FailurePolicy, Format, Handler, HandlerResult, Health, Message, ReplyBuffer,
+    RuntimeBroker, SubscriberDef, SubscriberInfo, WithPrefix,
+};
+use crate::headers::{CONTENT_TYPE, CORRELATION_ID};
+use crate::{BoxError, Headers, IncomingMessage, OutgoingMessage, Subscriber, SubscriptionSource};
+
+/// On a copy the runtime republished for a retry: the handler it is meant for.
+pub const RETRY_FOR_HEADER: &str = "x-ruststream-retry-for";
+/// On a copy the runtime republished for a delayed retry: not to be handled before this
+/// time (milliseconds since the Unix epoch).
+pub const NOT_BEFORE_HEADER: &str = "x-ruststream-not-before";
+/// On a dead-lettered message: why it was dead-lettered.
+pub const DEAD_LETTER_REASON_HEADER: &str = "x-ruststream-dead-letter-reason";
+/// On a dead-lettered message: the handler that gave up on it.
+pub const DEAD_LETTER_HANDLER_HEADER: &str = "x-ruststream-dead-letter-handler";
+/// On a dead-lettered message: the name it was originally published to.
+pub const ORIGINAL_NAME_HEADER: &str = "x-ruststream-original-name";
+
+/// How long to wait before subscribing again after a failure, by consecutive failures.
+const RESUBSCRIBE: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+    multiplier: 2.0,
+    jitter: 0.2,
+};
+
+/// What every route of an app shares when it starts.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteContext {
+    pub(crate) prefix: String,
+    pub(crate) format: Format,
+    pub(crate) state: Arc<StateMap>,
+    /// Cancelled when intake must stop (shutdown).
+    pub(crate) intake: CancellationToken,
+    /// Cancelled by a `Stop` policy to ask the app to shut down.
+    pub(crate) stop_app: CancellationToken,
+    pub(crate) observers: Arc<Observers>,
+    /// Router and app layers, innermost first.
+    pub(crate) layers: Arc<[BoxedLayer]>,
+    /// The broker's publish path with the app's publish layers, if any.
+    pub(crate) publisher: Option<Arc<LayeredPublisher>>,
+    /// The route's own broker's `Producer<B>`, for its handlers' `Producer<B>` arguments.
+    pub(crate) own_producer: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Where each subscription says whether it is consuming.
+    pub(crate) health: Health,
+}
+
+/// A mounted subscriber, type-erased so one router holds many.
+pub(crate) trait Route<B>: Send {
+    /// Subscribes, then spawns the subscription's task. Fails if the first subscribe
+    /// fails, so a misconfigured subscriber stops the start with its name.
+    fn start(
+        self: Box<Self>,
+        broker: B,
+        ctx: RouteContext,
+    ) -> BoxFuture<'static, Result<JoinHandle<()>, AppError>>;
+
+    /// What the subscriber is, under the given prefix and inherited format.
+    fn describe(&self, prefix: &str, format: Format) -> SubscriberInfo;
+}
+
+impl<B, S, H> Route<B> for SubscriberDef<S, H>
+where
+    B: RuntimeBroker,
+    S: WithPrefix + Clone + Send + 'static,
+    S::Output: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+    <S::Output as SubscriptionSource<B>>::Subscriber: 'static,
+    H: Handler,
+{
+    fn start(
+        self: Box<Self>,
+        broker: B,
+        ctx: RouteContext,
+    ) -> BoxFuture<'static, Result<JoinHandle<()>, AppError>> {
+        let SubscriberDef {
+            source,
+            handler,
+            options,
+            mut layers,
+        } = *self;
+        let source = source.with_prefix(&ctx.prefix);
+        let destination = source.name().to_owned();
+        let scope = scope_for::<B>(destination, &options, &ctx);
+        layers.extend(ctx.layers.iter().cloned());
+        if layers.is_empty() {
+            launch(broker, source, handler, scope, options, ctx)
+        } else {
+            let handler = LayeredHandler::new(handler, &layers);
+            launch(broker, source, handler, scope, options, ctx)
+        }
+    }
+
+    fn describe(&self, prefix: &str, format: Format) -> SubscriberInfo {
+        let mut info = self
+            .options
+            .describe(self.source.clone().with_prefix(prefix).name(), format);
+        info.operation_bindings = self.source.operation_bindings();
+        info
+    }
+}
+
+/// What a subscription shares with each of its deliveries, from its options and route.
+pub(crate) fn scope_for<B: RuntimeBroker>(
+    destination: String,
+    options: &SubscriberOptions,
+    ctx: &RouteContext,
+) -> Scope {
+    Scope {
+        system: super::system_of::<B>(),
+        handler: options.name.clone().unwrap_or_else(|| destination.clone()),
+        destination,
+        format: options.format.unwrap_or(ctx.format),
+        state: Arc::clone(&ctx.state),
+        own_producer: ctx.own_producer.clone(),
+    }
+}
+
+/// Subscribes once (so a bad subscriber fails the start), then spawns the loop.
+pub(crate) fn launch<B, S, H>(
+    broker: B,
+    source: S,
+    handler: H,
+    scope: Scope,
+    options: SubscriberOptions,
+    ctx: RouteContext,
+) -> BoxFuture<'static, Result<JoinHandle<()>, AppError>>
+where
+    B: RuntimeBroker,
+    S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+    S::Subscriber: 'static,
+    H: Send + Sync + 'static,
+    Worker<B, H>: Consume<S::Subscriber>,
+{
+    let worker = Worker {
+        broker,
+        handler,
+        scope,
+        options,
+        stop_app: ctx.stop_app,
+        observers: ctx.observers,
+        publisher: ctx.publisher,
+    };
+    let up = ctx
+        .health
+        .subscription(&worker.scope.handler, &worker.scope.destination);
+    Box::pin(async move {
+        let first = source
+            .clone()
+            .subscribe(&worker.broker)
+            .await
+            .map_err(|error| AppError::Subscribe {
+                handler: worker.scope.handler.clone(),
+                destination: worker.scope.destination.clone(),
+                source: error.into(),
+            })?;
+        up.set(true);
+        Ok(tokio::spawn(run(worker, source, first, ctx.intake, up)))
+    })
+}
+
+/// Everything needed to handle and settle one message of a subscription.
+pub(crate) struct Worker<B, H> {
+    pub(crate) broker: B,
+    pub(crate) handler: H,
+    pub(crate) scope: Scope,
+    pub(crate) options: SubscriberOptions,
+    stop_app: CancellationToken,
+    observers: Arc<Observers>,
+    publisher: Option<Arc<LayeredPublisher>>,
+}
+
+/// Whether a message is for this handler now.
+enum Due {
+    Now,
+    /// A retry copy the runtime republished for another handler.
+    ForAnotherHandler,
+    /// Shutdown began while waiting for a delayed copy's time.
+    ShuttingDown,
+}
+
+/// Why consuming a subscription stopped.
+pub(crate) enum End<E> {
+    /// Intake was stopped on purpose.
+    Intake,
+    /// The stream ended without being asked to.
+    Ended,
+    /// The stream yielded an error.
+    Failed(E),
+}
+
+/// Per-worker buffers reused from one message to the next.
+pub(crate) struct Slot {
+    reply: ReplyBuffer,
+    headers: Headers,
+}
+
+impl Slot {
+    pub(crate) fn new(format: Format) -> Self {
+        Self {
+            reply: ReplyBuffer::new(format),
+            headers: Headers::new(),
+        }
+    }
+}
+
+async fn run<B, S, H>(
+    worker: Worker<B, H>,
+    source: S,
+    first: S::Subscriber,
+    intake: CancellationToken,
+    up: Arc<Flag>,
+) where
+    B: RuntimeBroker,
+    S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+    H: Send + Sync + 'static,
+    Worker<B, H>: Consume<S::Subscriber>,
+{
+    let mut failures = 0u32;
+    let mut first = Some(first);
+    while !intake.is_cancelled() {
+        let subscribed = match first.take() {
+            Some(subscriber) => Ok(subscriber),
+            None => tokio::select! {
+                biased;
+                () = intake.cancelled() => return,
+                subscribed = source.clone().subscribe(&worker.broker) => subscribed,
+            },
+        };
+        match subscribed {
+            Ok(mut subscriber) => {
+                if failures > 0 {
+                    tracing::info!(handler = %worker.scope.handler, destination = %worker.scope.destination, "resubscribed");
+                }
+                failures = 0;
+                up.set(true);
+                let end = Consume::consume(&worker, &mut subscriber, &intake).await;
+                up.set(false);
+                match end {
+                    End::Intake => return,
+                    End::Ended => tracing::warn!(
+                        handler = %worker.scope.handler,
+                        destination = %worker.scope.destination,
+                        "the subscription ended unexpectedly; subscribing again"
+                    ),
+                    End::Failed(error) => tracing::warn!(
+                        handler = %worker.scope.handler,
+                        destination = %worker.scope.destination,
+                        %error,
+                        "the subscription failed; subscribing again"
+                    ),
+                }
+            }
+            Err(error) => tracing::warn!(
+                handler = %worker.scope.handler,
+                destination = %worker.scope.destination,
+                %error,
+                attempt = failures + 1,
+                "subscribing failed; trying again"
+            ),
+        }
+        failures = failures.saturating_add(1);
+        tokio::select! {
+            biased;
+            () = intake.cancelled() => return,
+            () = tokio::time::sleep(RESUBSCRIBE.delay(failures)) => {}
+        }
+    }
+}
+
+/// The next item of `stream`, or `None` once `stop` is cancelled. Polls the stream first,
+/// so a busy subscription pays only an atomic load for the stop check.
+pub(crate) async fn next_or_stop<St: Stream + ?Sized>(
+    mut stream: Pin<&mut St>,
+    stop: &CancellationToken,
+) -> Option<Option<St::Item>> {
+    if stop.is_cancelled() {
+        return None;
+    }
+    // The stop future is only built once the stream has nothing ready.
+    let mut stopped = pin!(None);
+    poll_fn(|cx| {
+        if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
+            return Poll::Ready(Some(item));
+        }
+        if stopped.is_none() {
+            stopped.set(Some(stop.cancelled()));
+        }
+        match stopped
+            .as_mut()
+            .as_pin_mut()
+            .map(|stopped| stopped.poll(cx))
+        {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// How a worker reads its subscription: message by message, or in batches.
+pub(crate) trait Consume<Sub: Subscriber>: Send + Sync {
+    fn consume<'a>(
+        &'a self,
+        subscriber: &'a mut Sub,
+        intake: &'a CancellationToken,
+    ) -> impl Future<Output = End<Sub::Error>> + Send + 'a;
+}
+
+impl<B: RuntimeBroker, H: Handler, Sub: Subscriber> Consume<Sub> for Worker<B, H> {
+    fn consume<'a>(
+        &'a self,
+        subscriber: &'a mut Sub,
+        intake: &'a CancellationToken,
+    ) -> impl Future<Output = End<Sub::Error>> + Send + 'a {
+        self.consume_messages(subscriber, intake)
+    }
+}
+
+impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
+    async fn consume_messages<Sub: Subscriber>(
+        &self,
+        subscriber: &mut Sub,
+        intake: &CancellationToken,
+    ) -> End<Sub::Error> {
+        let stream = subscriber.stream();
+        if self.options.workers <= 1 {
+            self.consume_serial(stream, intake).await
+        } else if self.options.by_key {
+            self.consume_by_key(stream, intake).await
+        } else {
+            self.consume_concurrent(stream, intake).await
+        }
+    }
+
+    async fn consume_serial<M, E, St>(&self, stream: St, intake: &CancellationToken) -> End<E>
+    where
+        M: IncomingMessage,
+        St: Stream<Item = Result<M, E>>,
+    {
+        let mut stream = pin!(stream);
+        let mut slot = Slot::new(self.scope.format);
+        loop {
+            match next_or_stop(stream.as_mut(), intake).await {
+                None => return End::Intake,
+                Some(None) => return End::Ended,
+                Some(Some(Err(error))) => return End::Failed(error),
+                Some(Some(Ok(message))) => self.process(message, &mut slot, intake).await,
+            }
+        }
+    }
+
+    /// `n` workers share the stream: one waits for the next message while the others
+    /// handle theirs.
+    async fn consume_concurrent<M, E, St>(&self, stream: St, intake: &CancellationToken) -> End<E>
+    where
+        M: IncomingMessage,
+        St: Stream<Item = Result<M, E>>,
+    {
+        let stream = pin!(stream);
+        let stream = futures::lock::Mutex::new(stream);
+        let stop = intake.child_token();
+        let workers = (0..self.options.workers).map(|_| async {
+            let mut slot = Slot::new(self.scope.format);
+            loop {
+                let next = {
+                    let mut stream = stream.lock().await;
+                    next_or_stop(stream.as_mut(), &stop).await
+                };
+                let end = match next {
+                    None => return End::Intake,
+                    Some(Some(Ok(message))) => {
+                        self.process(message, &mut slot, intake).await;
+                        continue;
+                    }
+                    Some(None) => End::Ended,
+                    Some(Some(Err(error))) => End::Failed(error),
+                };
+                stop.cancel();
+                return end;
+            }
+        });
+        let ends = futures::future::join_all(workers).await;
+        if intake.is_cancelled() {
+            return End::Intake;
+        }
+        ends.into_iter()
+            .find(|end| !matches!(end, End::Intake))
+            .unwrap_or(End::Intake)
+    }
+
+    /// A dispatcher feeds `n` lanes; a key always maps to the same lane, so its messages
+    /// are handled in order.
+    async fn consume_by_key<M, E, St>(&self, stream: St, intake: &CancellationToken) -> End<E>
+    where
+        M: IncomingMessage,
+        St: Stream<Item = Result<M, E>>,
+    {
+        let lanes = self.options.workers;
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
+            .map(|_| tokio::sync::mpsc::channel::<M>(1))
+            .unzip();
+        let dispatcher = async move {
+            let mut stream = pin!(stream);
+            let mut next_keyless = 0usize;
+            let hasher = BuildHasherDefault::<DefaultHasher>::default();
+            loop {
+                let message = match next_or_stop(stream.as_mut(), intake).await {
+                    None => return End::Intake,
+                    Some(None) => return End::Ended,
+                    Some(Some(Err(error))) => return End::Failed(error),
+                    Some(Some(Ok(message))) => message,
+                };
+                let lane = match message.partition_key() {
+                    Some(key) => (hasher.hash_one(key) % lanes as u64) as usize,
+                    None => {
+                        next_keyless = (next_keyless + 1) % lanes;
+                        next_keyless
+                    }
+                };
+                // A lane only goes away once intake stops; the message is then left
+                // unsettled for the broker to redeliver.
+                if senders[lane].send(message).await.is_err() {
+                    return End::Intake;
+                }
+            }
+        };
+        let lanes = receivers.into_iter().map(|mut receiver| async move {
+            let mut slot = Slot::new(self.scope.format);
+            while let Some(message) = receiver.recv().await {
+                if intake.is_cancelled() {
+                    continue; // dropped unsettled: redelivered by the broker
+                }
+                self.process(message, &mut slot, intake).await;
+            }
+        });
+        let (end, _) = futures::future::join(dispatcher, futures::future::join_all(lanes)).await;
+        end
+    }
+
+    async fn process<M: IncomingMessage>(
+        &self,
+        message: M,
+        slot: &mut Slot,
+        intake: &CancellationToken,
+    ) {
+        if !message.headers().is_empty() {
+            match self.due_here(&message, intake).await {
+                Due::Now => {}
+                Due::ForAnotherHandler => {
+                    self.observe(&message, Settlement::Skipped);
+                    return self.ack_only(message).await;
+                }
+                Due::ShuttingDown => return self.observe(&message, Settlement::LeftUnsettled),
+            }
+        }
+        let span = spans::process(&self.scope, &message);
+        // Without a subscriber for it, the span is not entered at every poll.
+        if span.is_disabled() {
+            self.handle(message, slot).await;
+        } else {
+            self.handle(message, slot).instrument(span).await;
+        }
+    }
+
+    /// Calls the handler and settles the message, inside the delivery's span.
+    async fn handle<M: IncomingMessage>(&self, message: M, slot: &mut Slot) {
+        let observed = (!self.observers.is_empty()).then(|| {
+            self.observers.received(&Message::of(&message, &self.scope));
+            Instant::now()
+        });
+        let outcome = {
+            let view = Message::of(&message, &self.scope);
+            AssertUnwindSafe(self.handler.call(view, &mut slot.reply))
+                .catch_unwind()
+                .await
+        };
+        if let Some(started) = observed {
+            let view = Message::of(&message, &self.scope);
+            let elapsed = started.elapsed();
+            match &outcome {
+                Ok(Outcome(Kind::Failed(error))) => {
+                    self.observers
+                        .handled(&view, Handled::Failed(error.as_ref()), elapsed)
+                }
+                Ok(Outcome(Kind::Rejected(rejection))) => {
+                    self.observers
+                        .handled(&view, Handled::Rejected(rejection), elapsed)
+                }
+                Ok(_) => self.observers.handled(&view, Handled::Completed, elapsed),
+                Err(panic) => self.observers.handled(
+                    &view,
+                    Handled::Panicked(&panic_reason(panic.as_ref())),
+                    elapsed,
+                ),
+            }
+        }
+        match outcome {
+            // The common case, settled without going through the policy machinery.
+            Ok(Outcome(Kind::Settle(HandlerResult::Ack))) if self.observers.is_empty() => {
+                self.ack_only(message).await;
+            }
+            Ok(outcome) => self.settle(message, outcome.0, slot).await,
+            Err(panic) => {
+                let reason = panic_reason(panic.as_ref());
+                tracing::error!(handler = %self.scope.handler, destination = %self.scope.destination, panic = %reason, "the handler panicked");
+                let policy = self.options.failures.panic_policy();
+                self.fail(message, &format!("the handler panicked: {reason}"), policy)
+                    .await;
+            }
+        }
+    }
+}
+
+/// Settlement: shared by message and batch handlers.
+impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
+    /// For retry copies the runtime republished: whether this handler should handle it
+    /// now. A copy meant for another handler is acked; an early one waits for its time
+    /// (unsettled, so a crash meanwhile loses nothing).
+    async fn due_here<M: IncomingMessage>(&self, message: &M, intake: &CancellationToken) -> Due {
+        let headers = message.headers();
+        if let Some(target) = headers.get(RETRY_FOR_HEADER)
+            && target != self.scope.handler.as_bytes()
+        {
+            return Due::ForAnotherHandler;
+        }
+        let Some(not_before) = headers
+            .get_str(NOT_BEFORE_HEADER)
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return Due::Now;
+        };
+        let wait = Duration::from_millis(not_before).saturating_sub(unix_now());
+        if wait.is_zero() {
+            return Due::Now;
+        }
+        tokio::select! {
+            biased;
+            () = intake.cancelled() => Due::ShuttingDown,
+            () = tokio::time::sleep(wait) => Due::Now,
+        }
+    }
+
+    pub(crate) async fn settle<M: IncomingMessage>(
+        &self,
+        message: M,
+        outcome: Kind,
+        slot: &mut Slot,
+    ) {
+        match outcome {
+            Kind::Settle(HandlerResult::Ack) => self.ack(message).await,
+            Kind::Settle(HandlerResult::Retry) => {
+                self.retry(message, None, "the handler asked for a retry")
+                    .await
+            }
+            Kind::Settle(HandlerResult::RetryAfter(delay)) => {
+                self.retry(message, Some(delay), "the handler asked for a retry")
+                    .await;
+            }
+            Kind::Settle(HandlerResult::Drop) => self.drop_message(message).await,
+            Kind::Reply => match self.publish_reply(&message, slot).await {
+                Ok(()) => self.ack(message).await,
+                Err(error) => {
+                    tracing::warn!(handler = %self.scope.handler, %error, "publishing the reply failed");
+                    let policy = self.options.failures.on_error.clone();
+                    self.fail(
+                        message,
+                        &format!("publishing the reply failed: {error}"),
+                        policy,
+                    )
+                    .await;
+                }
+            },
+            Kind::Failed(error) => {
+                tracing::warn!(handler = %self.scope.handler, destination = %self.scope.destination, %error, "the handler failed");
+                let policy = self.options.failures.on_error.clone();
+                self.fail(message, &error.to_string(), policy).await;
+            }
+            Kind::Rejected(rejection) => {
+                tracing::warn!(handler = %self.scope.handler, destination = %self.scope.destination, %rejection, "the message was rejected before the handler ran");
+                let policy = self.options.failures.decode_policy();
+                self.fail(message, &rejection.to_string(), policy).await;
+            }
+        }
+    }
+
+    pub(crate) async fn fail<M: IncomingMessage>(
+        &self,
+        message: M,
+        reason: &str,
+        policy: FailurePolicy,
+    ) {
+        match policy {
+            FailurePolicy::Drop => self.drop_message(message).await,
+            FailurePolicy::Retry => self.retry(message, None, reason).await,
+            FailurePolicy::Backoff(backoff) => {
+                let attempt = attempt_of(message.redelivery_count(), message.headers());
+                self.retry(message, Some(backoff.delay(attempt)), reason)
+                    .await;
+            }
+            FailurePolicy::DeadLetter => self.dead_letter(message, reason).await,
+            FailurePolicy::Stop => {
+                tracing::error!(handler = %self.scope.handler, %reason, "stopping the service, as the failure policy says; the message is left for redelivery");
+                self.stop_app.cancel();
+                self.observe(&message, Settlement::LeftUnsettled);
+                drop(message);
+            }
+        }
+    }
+
+    async fn retry<M: IncomingMessage>(&self, message: M, delay: Option<Duration>, reason: &str) {
+        let attempt = attempt_of(message.redelivery_count(), message.headers());
+        if let Some(max) = self.options.failures.max_attempts
+            && attempt >= max
+        {
+            return self.give_up(message, reason, attempt).await;
+        }
+        let counted = message.redelivery_count().is_some();
+        match delay {
+            None if counted => self.requeue(message).await,
+            Some(delay) if counted && M::NATIVE_DELAY => {
+                self.observe(&message, Settlement::Retried { delay: Some(delay) });
+                if let Err(error) = message.nack_after(delay).await {
+                    tracing::warn!(handler = %self.scope.handler, %error, "asking for delayed redelivery failed; the broker will redeliver");
+                }
+            }
+            _ => self.republish_copy(message, attempt, delay).await,
+        }
+    }
+
+    /// Hands the message back for immediate redelivery.
+    async fn requeue<M: IncomingMessage>(&self, message: M) {
+        self.observe(&message, Settlement::Retried { delay: None });
+        if let Err(error) = message.nack(true).await {
+            tracing::warn!(handler = %self.scope.handler, %error, "asking for redelivery failed; the broker will redeliver");
+        }
+    }
+
+    /// For brokers that do not count or delay redeliveries: publish a copy carrying the
+    /// next attempt number (and its due time) before acking the original, so a crash in
+    /// between can only duplicate, never lose.
+    async fn republish_copy<M: IncomingMessage>(
+        &self,
+        message: M,
+        attempt: u32,
+        delay: Option<Duration>,
+    ) {
+        let name = message.name().unwrap_or(&self.scope.destination).to_owned();
+        let mut headers: Headers = message
+            .headers()
+            .iter_bytes()
+            .filter(|(n, _)| ![ATTEMPT_HEADER, RETRY_FOR_HEADER, NOT_BEFORE_HEADER].contains(n))
+            .map(|(n, v)| (n.to_owned(), v.clone()))
+            .collect();
+        headers.insert(ATTEMPT_HEADER, (attempt + 1).to_string());
+        headers.insert(RETRY_FOR_HEADER, self.scope.handler.clone());
+        if let Some(delay) = delay {
+            headers.insert(
+                NOT_BEFORE_HEADER,
+                (unix_now() + delay).as_millis().to_string(),
+            );
+        }
+        let copy = OutgoingMessage::new(&name, message.payload()).with_headers(&headers);
+        match self.publish(copy).await {
+            Ok(()) => {
+                self.observe(&message, Settlement::Retried { delay });
+                self.ack_only(message).await;
+            }
+            Err(error) => {
+                tracing::warn!(handler = %self.scope.handler, %error, "publishing the retry copy failed; asking the broker to redeliver instead");
+                self.requeue(message).await;
+            }
+        }
+    }
+
+    async fn give_up<M: IncomingMessage>(&self, message: M, reason: &str, attempt: u32) {
+        if self.options.failures.dead_letter.is_some() {
+            let reason = format!("gave up after {attempt} attempts: {reason}");
+            return self.dead_letter(message, &reason).await;
+        }
+        tracing::error!(handler = %self.scope.handler, destination = %self.scope.destination, attempt, %reason, "giving up on the message: no attempts left and no dead-letter destination; dropping it");
+        self.drop_message(message).await;
+    }
+
+    async fn dead_letter<M: IncomingMessage>(&self, message: M, reason: &str) {
+        let Some(destination) = &self.options.failures.dead_letter else {
+            tracing::error!(handler = %self.scope.handler, %reason, "the failure policy says dead-letter but no dead-letter destination is set (`dead_letter(..)`); dropping the message");
+            return self.drop_message(message).await;
+        };
+        // Retry markers stay behind: a dead letter is for whoever reads the dead letter.
+        let mut headers: Headers = message
+            .headers()
+            .iter_bytes()
+            .filter(|(n, _)| ![RETRY_FOR_HEADER, NOT_BEFORE_HEADER].contains(n))
+            .map(|(n, v)| (n.to_owned(), v.clone()))
+            .collect();
+        headers.insert(DEAD_LETTER_REASON_HEADER, reason.to_owned());
+        headers.insert(DEAD_LETTER_HANDLER_HEADER, self.scope.handler.clone());
+        headers.insert(
+            ORIGINAL_NAME_HEADER,
+            message.name().unwrap_or(&self.scope.destination).to_owned(),
+        );
+        let attempt = attempt_of(message.redelivery_count(), message.headers());
+        headers.insert(ATTEMPT_HEADER, attempt.to_string());
+        let copy = OutgoingMessage::new(destination, message.payload()).with_headers(&headers);
+        match self.publish(copy).await {
+            Ok(()) => {
+                tracing::warn!(handler = %self.scope.handler, %destination, %reason, "dead-lettered the message");
+                self.observe(&message, Settlement::DeadLettered);
+                self.ack_only(message).await;
+            }
+            Err(error) => {
+                tracing::error!(handler = %self.scope.handler, %destination, %error, "dead-lettering failed; leaving the message to the broker");
+                self.requeue(message).await;
+            }
+        }
+    }
+
+    async fn publish_reply<M: IncomingMessage>(
+        &self,
+        message: &M,
+        slot: &mut Slot,
+    ) -> Result<(), BoxError> {
+        let reply_to = message.reply_to();
+        if reply_to.is_none() && self.options.publish_to.is_empty() {
+            tracing::debug!(handler = %self.scope.handler, "the handler returned a reply but there is no reply-to and no publish_to destination");
+            return Ok(());
+        }
+        slot.headers.clear();
+        slot.headers
+            .insert(CONTENT_TYPE, self.scope.format.content_type());
+        // The reply continues the delivery's trace.
+        #[cfg(feature = "otel")]
+        crate::otel::inject(&tracing::Span::current(), &mut slot.headers);
+        if let Some(correlation) = message.headers().get(CORRELATION_ID) {
+            slot.headers
+                .insert(CORRELATION_ID, bytes::Bytes::copy_from_slice(correlation));
+        }
+        for destination in reply_to
+            .into_iter()
+            .chain(self.options.publish_to.iter().map(String::as_str))
+        {
+            let reply =
+                OutgoingMessage::new(destination, slot.reply.body()).with_headers(&slot.headers);
+            self.publish(reply).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a reply, retry copy or dead letter, telling the observers.
+    async fn publish(&self, message: OutgoingMessage<'_>) -> Result<(), BoxError> {
+        let started = (!self.observers.is_empty()).then(Instant::now);
+        let span = spans::publish(self.scope.system, &message);
+        let result = match &self.publisher {
+            Some(layered) => layered.publish(message).instrument(span).await,
+            None => self
+                .broker
+                .publish(message)
+                .instrument(span)
+                .await
+                .map_err(Into::into),
+        };
+        let Some(started) = started else {
+            return result;
+        };
+        let error = result
+            .as_ref()
+            .err()
+            .map(|e| e.as_ref() as &(dyn std::error::Error + 'static));
+        self.observers.published(&Publication {
+            message: &message,
+            system: self.scope.system,
+            error,
+            elapsed: started.elapsed(),
+        });
+        result
+    }
+
+    /// Tells the observers how the message is being settled.
+    fn observe<M: IncomingMessage>(&self, message: &M, settlement: Settlement) {
+        if !self.observers.is_empty() {
+            self.observers
+                .settled(&Message::of(message, &self.scope), settlement);
+        }
+    }
+
+    async fn ack<M: IncomingMessage>(&self, message: M) {
+        self.observe(&message, Settlement::Acked);
+        self.ack_only(message).await;
+    }
+
+    async fn ack_only<M: IncomingMessage>(&self, message: M) {
+        if let Err(error) = message.ack().await {
+            tracing::warn!(handler = %self.scope.handler, %error, "the ack failed; the broker may redeliver the message");
+        }
+    }
+
+    async fn drop_message<M: IncomingMessage>(&self, message: M) {
+        self.observe(&message, Settlement::Rejected);
+        if let Err(error) = message.nack(false).await {
+            tracing::warn!(handler = %self.scope.handler, %error, "rejecting the message failed; the broker may redeliver it");
+        }
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+pub(crate) fn panic_reason(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a non-text panic payload".to_owned()
+    }
+}

@@ -1,0 +1,183 @@
+//! [`Message`]: what a handler sees of one delivery.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::Format;
+use crate::codec::CodecError;
+use crate::headers::CORRELATION_ID;
+use crate::{Headers, IncomingMessage};
+
+/// The header that carries the attempt number on copies the runtime republishes (for
+/// brokers that neither count redeliveries nor delay them natively).
+pub const ATTEMPT_HEADER: &str = "x-ruststream-attempt";
+
+/// Values shared with every handler of an app, by type ([`App::state`](super::App::state)).
+#[derive(Default, Clone)]
+pub(crate) struct StateMap {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StateMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMap")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+impl StateMap {
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        self.values.insert(TypeId::of::<T>(), value);
+    }
+
+    pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let value = Arc::clone(self.values.get(&TypeId::of::<T>())?);
+        value.downcast::<T>().ok()
+    }
+}
+
+/// What a subscription shares with each of its deliveries.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    /// The messaging system of the subscription's broker ([`system_of`](super::system_of)).
+    pub(crate) system: &'static str,
+    pub(crate) handler: String,
+    pub(crate) destination: String,
+    pub(crate) format: Format,
+    pub(crate) state: Arc<StateMap>,
+    /// The producer of the subscription's own broker.
+    pub(crate) own_producer: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// A delivered message as a handler sees it: payload, headers, metadata, and the app's
+/// shared state. A borrowed, `Copy` view; take it as a handler argument to read
+/// everything at once.
+#[derive(Clone, Copy)]
+pub struct Message<'a> {
+    payload: &'a [u8],
+    headers: &'a Headers,
+    name: Option<&'a str>,
+    reply_to: Option<&'a str>,
+    redelivery_count: Option<u32>,
+    partition_key: Option<&'a [u8]>,
+    scope: &'a Scope,
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("handler", &self.scope.handler)
+            .field("name", &self.name)
+            .field("payload_len", &self.payload.len())
+            .field("headers", self.headers)
+            .field("redelivery_count", &self.redelivery_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Message<'a> {
+    pub(crate) fn of<M: IncomingMessage>(message: &'a M, scope: &'a Scope) -> Self {
+        Self {
+            payload: message.payload(),
+            headers: message.headers(),
+            name: message.name(),
+            reply_to: message.reply_to(),
+            redelivery_count: message.redelivery_count(),
+            partition_key: message.partition_key(),
+            scope,
+        }
+    }
+
+    /// The body, as published.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// The headers, in publish order.
+    pub fn headers(&self) -> &'a Headers {
+        self.headers
+    }
+
+    /// The concrete name the message was published to, when the broker says.
+    pub fn name(&self) -> Option<&'a str> {
+        self.name
+    }
+
+    /// Where a reply should go (request-reply).
+    pub fn reply_to(&self) -> Option<&'a str> {
+        self.reply_to
+    }
+
+    /// The `correlation-id` header, if it is text.
+    pub fn correlation_id(&self) -> Option<&'a str> {
+        self.headers.get_str(CORRELATION_ID)
+    }
+
+    /// The partition key, when the broker carries one.
+    pub fn partition_key(&self) -> Option<&'a [u8]> {
+        self.partition_key
+    }
+
+    /// Deliveries before this one, when the broker counts them.
+    pub fn redelivery_count(&self) -> Option<u32> {
+        self.redelivery_count
+    }
+
+    /// This delivery's attempt number, from 1: the broker's redelivery count, or the
+    /// attempt header of a copy the runtime republished, or 1.
+    pub fn attempt(&self) -> u32 {
+        attempt_of(self.redelivery_count, self.headers)
+    }
+
+    /// The name of the handler this message was delivered to.
+    pub fn handler(&self) -> &'a str {
+        &self.scope.handler
+    }
+
+    /// The destination the subscription listens on (pattern or name).
+    pub fn destination(&self) -> &'a str {
+        &self.scope.destination
+    }
+
+    /// The messaging system of the broker it came from (`memory`, `nats`...; see
+    /// [`system_of`](super::system_of)).
+    pub fn system(&self) -> &'static str {
+        self.scope.system
+    }
+
+    /// The subscriber's payload format.
+    pub fn format(&self) -> Format {
+        self.scope.format
+    }
+
+    /// Decodes the payload with the subscriber's format.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
+        self.scope.format.decode(self.payload)
+    }
+
+    /// The producer of this subscription's own broker, if it is a `T`.
+    pub(crate) fn own_producer<T: Send + Sync + 'static>(&self) -> Option<&'a T> {
+        self.scope.own_producer.as_ref()?.downcast_ref::<T>()
+    }
+
+    /// A value of the app's shared state, by type.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.scope.state.get::<T>()
+    }
+}
+
+/// The attempt number from a broker count or the runtime's attempt header.
+pub(crate) fn attempt_of(redelivery_count: Option<u32>, headers: &Headers) -> u32 {
+    let from_header = headers
+        .get_str(ATTEMPT_HEADER)
+        .and_then(|text| text.parse::<u32>().ok())
+        .unwrap_or(1);
+    match redelivery_count {
+        Some(count) => count.saturating_add(1).max(from_header),
+        None => from_header,
+    }
+}

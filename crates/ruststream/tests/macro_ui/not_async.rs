@@ -1,0 +1,8 @@
+use ruststream::subscriber;
+
+#[subscriber("orders")]
+fn handle_order(order: u64) {
+    let _ = order;
+}
+
+fn main() {}

@@ -1,0 +1,257 @@
+//! Prometheus metrics (feature `metrics`): what each message adds, and an exposition that
+//! the real `promtool` accepts.
+#![cfg(all(feature = "memory", feature = "metrics"))]
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ruststream::memory::MemoryBroker;
+use ruststream::metrics::Metrics;
+use ruststream::prelude::*;
+use ruststream::runtime::{
+    App, FailurePolicy, Respond, Router, RunningApp, SubscriberDef, handler_fn,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Order {
+    id: u64,
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The value of the sample of `metric` whose labels include every one of `labels`
+/// (0 when there is none).
+fn value(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(name, value)| line.contains(&format!("{name}=\"{value}\"")))
+        })
+        .map(|line| {
+            line.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("a sample line ends in its value: {line}"))
+        })
+        .sum()
+}
+
+async fn eventually(metrics: &Metrics, check: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = metrics.encode().unwrap();
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An app with a handler for each outcome: one that replies, one that fails, one that
+/// panics; all drop what fails, so each message is settled once.
+async fn start(metrics: &Metrics, broker: &MemoryBroker) -> RunningApp {
+    let router = Router::new()
+        .subscriber(
+            SubscriberDef::new(
+                "orders.created",
+                handler_fn(|order: Order| async move { Respond(Order { id: order.id + 1 }) }),
+            )
+            .name("on_order")
+            .publish_to("orders.audited")
+            .on_decode_error(FailurePolicy::Drop),
+        )
+        .subscriber(
+            SubscriberDef::new(
+                "orders.failing",
+                handler_fn(|_: Order| async move { Err::<(), _>(std::io::Error::other("no")) }),
+            )
+            .on_error(FailurePolicy::Drop),
+        )
+        .subscriber(
+            SubscriberDef::new(
+                "orders.panicking",
+                handler_fn(|_: Order| async move {
+                    if true {
+                        panic!("boom");
+                    }
+                }),
+            )
+            .on_panic(FailurePolicy::Drop),
+        );
+    App::new("shop")
+        .with_metrics(metrics.clone())
+        .broker(broker.clone(), router)
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_received_processed_exceptions_and_published() {
+    let metrics = Metrics::new("shop");
+    let broker = MemoryBroker::new();
+    let running = start(&metrics, &broker).await;
+    let body = br#"{"id":7}"#;
+    for _ in 0..3 {
+        broker
+            .publish(OutgoingMessage::new("orders.created", body))
+            .await
+            .unwrap();
+    }
+    broker
+        .publish(OutgoingMessage::new("orders.created", b"not json"))
+        .await
+        .unwrap();
+    broker
+        .publish(OutgoingMessage::new("orders.failing", body))
+        .await
+        .unwrap();
+    broker
+        .publish(OutgoingMessage::new("orders.panicking", body))
+        .await
+        .unwrap();
+
+    let on_order = [("handler", "on_order"), ("destination", "orders.created")];
+    let text = eventually(&metrics, |text| {
+        value(text, "ruststream_processed_messages_total", &[]) >= 6.0
+    })
+    .await;
+    running.shutdown().await.unwrap();
+
+    assert_eq!(
+        value(&text, "ruststream_received_messages_total", &on_order),
+        4.0
+    );
+    assert_eq!(
+        value(&text, "ruststream_received_bytes_total", &on_order),
+        (3 * body.len() + "not json".len()) as f64
+    );
+    let processed = |labels: &[(&str, &str)], status: &str| {
+        let mut labels = labels.to_vec();
+        labels.push(("status", status));
+        value(&text, "ruststream_processed_messages_total", &labels)
+    };
+    assert_eq!(processed(&on_order, "acked"), 3.0);
+    assert_eq!(processed(&on_order, "rejected"), 1.0);
+    assert_eq!(processed(&[("handler", "orders.failing")], "rejected"), 1.0);
+    assert_eq!(
+        processed(&[("handler", "orders.panicking")], "rejected"),
+        1.0
+    );
+    let exceptions = |handler: &str, kind: &str| {
+        value(
+            &text,
+            "ruststream_exceptions_total",
+            &[("handler", handler), ("type", kind)],
+        )
+    };
+    assert_eq!(exceptions("on_order", "decode"), 1.0);
+    assert_eq!(exceptions("on_order", "error"), 0.0);
+    assert_eq!(exceptions("orders.failing", "error"), 1.0);
+    assert_eq!(exceptions("orders.panicking", "panic"), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            "ruststream_processing_duration_seconds_count",
+            &on_order
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(&text, "ruststream_in_flight_messages", &on_order),
+        0.0
+    );
+    let audited = [("destination", "orders.audited")];
+    assert_eq!(
+        value(
+            &text,
+            "ruststream_published_messages_total",
+            &[("destination", "orders.audited"), ("status", "ok")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(&text, "ruststream_publish_duration_seconds_count", &audited),
+        3.0
+    );
+    // Every series names the app and the messaging system.
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        assert!(line.contains("app=\"shop\""), "no app label: {line}");
+        assert!(
+            line.contains("broker=\"memory\""),
+            "no broker label: {line}"
+        );
+    }
+}
+
+/// `promtool check metrics` (Debian package `prometheus`, which `scripts/test-tools`
+/// installs), or `None` when it is missing and missing is allowed.
+fn promtool() -> Option<&'static str> {
+    let found = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return Some("promtool");
+    }
+    assert!(
+        std::env::var_os("RUSTSTREAM_REQUIRE_SERVERS").is_none_or(|v| v != "1"),
+        "promtool is not installed: install the Debian package `prometheus` \
+         (scripts/test-tools does)"
+    );
+    eprintln!("skipped: promtool is not installed (Debian package `prometheus`)");
+    None
+}
+
+#[tokio::test]
+async fn the_exposition_passes_promtool_check_metrics() {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let metrics = Metrics::new("shop");
+    let broker = MemoryBroker::new();
+    let running = start(&metrics, &broker).await;
+    for name in ["orders.created", "orders.failing", "orders.panicking"] {
+        broker
+            .publish(OutgoingMessage::new(name, br#"{"id":1}"#))
+            .await
+            .unwrap();
+    }
+    let text = eventually(&metrics, |text| {
+        value(text, "ruststream_processed_messages_total", &[]) >= 3.0
+    })
+    .await;
+    running.shutdown().await.unwrap();
+
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed ({}):\n{}{}\n--- the exposition:\n{text}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+}

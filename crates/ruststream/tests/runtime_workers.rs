@@ -1,0 +1,263 @@
+//! Concurrency: `workers(n)` bounds the messages in flight per subscriber;
+//! `workers_by_key(n)` keeps per-key order on `n` lanes and rotates keyless messages.
+//!
+//! No timing: concurrency is measured with a gauge, and handlers wait at barriers that
+//! only open when the expected number of them run at once (a handler that could not run
+//! concurrently would leave the barrier shut and the test would fail on its timeout).
+#![cfg(feature = "testing")]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ruststream::matching::DotSubjects;
+use ruststream::memory::MemoryBroker;
+use ruststream::runtime::{App, Router, State, SubscriberDef, handler_fn};
+use ruststream::testing::{TestApp, TestBroker, TestClient};
+use serde::{Deserialize, Serialize};
+use support::Gauge;
+use tokio::sync::Barrier;
+
+#[derive(Debug, Serialize, Deserialize, Clone, Copy)]
+struct Step {
+    /// The key's number, or `None` for a keyless message.
+    key: Option<u32>,
+    seq: u32,
+}
+
+/// Shared by the handlers of one test.
+struct Probe {
+    gauge: Gauge,
+    barrier: Barrier,
+    /// In flight per key.
+    per_key: Mutex<HashMap<u32, usize>>,
+    /// Per key, the sequence numbers in the order handled.
+    order: Mutex<HashMap<u32, Vec<u32>>>,
+    keyless: Mutex<Vec<u32>>,
+}
+
+impl Probe {
+    fn new(barrier: usize) -> Arc<Self> {
+        Arc::new(Self {
+            gauge: Gauge::default(),
+            barrier: Barrier::new(barrier),
+            per_key: Mutex::new(HashMap::new()),
+            order: Mutex::new(HashMap::new()),
+            keyless: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+async fn start<B: TestBroker>(
+    broker: B,
+    probe: &Arc<Probe>,
+    subscriber: impl ruststream::runtime::IntoSubscriber<B>,
+) -> TestApp<B> {
+    let app = App::new("workers")
+        .state_arc(Arc::clone(probe))
+        .broker(broker.clone(), Router::new().subscriber(subscriber));
+    TestApp::start(app, broker).await.unwrap()
+}
+
+/// Waits at the barrier with every other handler of its round.
+fn meets_at_the_barrier() -> impl ruststream::runtime::Handler {
+    handler_fn(|_: Step, probe: State<Probe>| async move {
+        probe.gauge.enter();
+        probe.barrier.wait().await;
+        probe.gauge.leave();
+    })
+}
+
+async fn workers_bound_in_flight<B: TestBroker>(broker: B) {
+    let probe = Probe::new(4);
+    let jobs = SubscriberDef::new("jobs", meets_at_the_barrier())
+        .name("work")
+        .workers(4);
+    let app = start(broker, &probe, jobs).await;
+    for seq in 0..12 {
+        app.producer()
+            .publish("jobs", &Step { key: None, seq })
+            .await
+            .unwrap();
+    }
+    app.settled().await.unwrap();
+    assert_eq!(app.received("work").len(), 12);
+    assert_eq!(
+        probe.gauge.max(),
+        4,
+        "4 at a time: the barrier of 4 opened, and no fifth ran beside them"
+    );
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn workers_n_bounds_messages_in_flight() {
+    workers_bound_in_flight(MemoryBroker::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_n_bounds_messages_in_flight_on_a_multi_threaded_runtime() {
+    workers_bound_in_flight(MemoryBroker::new()).await;
+}
+
+#[tokio::test]
+async fn workers_n_bounds_messages_in_flight_on_a_test_client() {
+    workers_bound_in_flight(TestClient::new(DotSubjects)).await;
+}
+
+#[tokio::test]
+async fn one_worker_by_default_handles_messages_one_at_a_time_in_order() {
+    let probe = Probe::new(1);
+    let jobs = SubscriberDef::new(
+        "jobs",
+        handler_fn(|step: Step, probe: State<Probe>| async move {
+            probe.gauge.enter();
+            tokio::task::yield_now().await;
+            probe.keyless.lock().unwrap().push(step.seq);
+            probe.gauge.leave();
+        }),
+    )
+    .name("work");
+    let app = start(MemoryBroker::new(), &probe, jobs).await;
+    for seq in 0..50 {
+        app.producer()
+            .publish("jobs", &Step { key: None, seq })
+            .await
+            .unwrap();
+    }
+    app.settled().await.unwrap();
+    assert_eq!(probe.gauge.max(), 1);
+    assert_eq!(*probe.keyless.lock().unwrap(), (0..50).collect::<Vec<_>>());
+    app.shutdown().await.unwrap();
+}
+
+/// Records per-key order and per-key concurrency; yields a varying number of times so
+/// that lanes interleave.
+fn records_order() -> impl ruststream::runtime::Handler {
+    handler_fn(|step: Step, probe: State<Probe>| async move {
+        probe.gauge.enter();
+        let Some(key) = step.key else {
+            for _ in 0..step.seq % 3 {
+                tokio::task::yield_now().await;
+            }
+            probe.keyless.lock().unwrap().push(step.seq);
+            probe.gauge.leave();
+            return;
+        };
+        {
+            let mut per_key = probe.per_key.lock().unwrap();
+            let running = per_key.entry(key).or_default();
+            *running += 1;
+            assert_eq!(*running, 1, "two messages of key {key} ran at once");
+        }
+        for _ in 0..(step.seq * 7 + key) % 5 {
+            tokio::task::yield_now().await;
+        }
+        probe
+            .order
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_default()
+            .push(step.seq);
+        *probe.per_key.lock().unwrap().get_mut(&key).unwrap() -= 1;
+        probe.gauge.leave();
+    })
+}
+
+async fn per_key_order_holds<B: TestBroker>(broker: B) {
+    const KEYS: u32 = 40;
+    const PER_KEY: u32 = 25;
+    let probe = Probe::new(1);
+    let jobs = SubscriberDef::new("jobs", records_order())
+        .name("work")
+        .workers_by_key(8);
+    let app = start(broker, &probe, jobs).await;
+    let mut keyless = 0;
+    for seq in 0..PER_KEY {
+        for key in 0..KEYS {
+            let name = format!("key-{key}");
+            app.producer()
+                .message(
+                    "jobs",
+                    &Step {
+                        key: Some(key),
+                        seq,
+                    },
+                )
+                .key(name.as_bytes())
+                .send()
+                .await
+                .unwrap();
+            if key % 10 == 0 {
+                app.producer()
+                    .publish(
+                        "jobs",
+                        &Step {
+                            key: None,
+                            seq: keyless,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                keyless += 1;
+            }
+        }
+    }
+    app.settled().await.unwrap();
+
+    let order = probe.order.lock().unwrap().clone();
+    assert_eq!(order.len(), KEYS as usize);
+    for (key, seqs) in order.iter() {
+        assert_eq!(
+            *seqs,
+            (0..PER_KEY).collect::<Vec<_>>(),
+            "key {key} was handled out of order"
+        );
+    }
+    assert_eq!(probe.keyless.lock().unwrap().len(), keyless as usize);
+    assert!(
+        probe.gauge.max() <= 8,
+        "at most 8 lanes: {}",
+        probe.gauge.max()
+    );
+    assert!(probe.gauge.max() > 1, "the lanes ran side by side");
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn workers_by_key_keeps_per_key_order_over_many_keys() {
+    per_key_order_holds(MemoryBroker::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_by_key_keeps_per_key_order_on_a_multi_threaded_runtime() {
+    per_key_order_holds(MemoryBroker::new()).await;
+}
+
+#[tokio::test]
+async fn workers_by_key_keeps_per_key_order_on_a_test_client() {
+    per_key_order_holds(TestClient::new(DotSubjects)).await;
+}
+
+#[tokio::test]
+async fn keyless_messages_rotate_over_the_lanes() {
+    // Eight keyless messages meet at a barrier of eight: it opens only if each went to a
+    // lane of its own. Twice, to go round the lanes again.
+    let probe = Probe::new(8);
+    let jobs = SubscriberDef::new("jobs", meets_at_the_barrier())
+        .name("work")
+        .workers_by_key(8);
+    let app = start(MemoryBroker::new(), &probe, jobs).await;
+    for seq in 0..16 {
+        app.producer()
+            .publish("jobs", &Step { key: None, seq })
+            .await
+            .unwrap();
+    }
+    app.settled().await.unwrap();
+    assert_eq!(app.received("work").len(), 16);
+    assert_eq!(probe.gauge.max(), 8);
+    app.shutdown().await.unwrap();
+}
