@@ -31,9 +31,16 @@ impl Envelope {
         self.name.push_str(msg.name());
         self.payload.clear();
         self.payload.extend_from_slice(msg.payload());
-        self.headers.clone_from(msg.headers());
-        self.key = msg.key().map(<[u8]>::to_vec);
-        self.reply_to = msg.reply_to().map(str::to_owned);
+        // Most messages carry no headers, key or reply-to: skip the clones then.
+        if !(self.headers.is_empty() && msg.headers().is_empty()) {
+            self.headers.clone_from(msg.headers());
+        }
+        if self.key.is_some() || msg.key().is_some() {
+            self.key = msg.key().map(<[u8]>::to_vec);
+        }
+        if self.reply_to.is_some() || msg.reply_to().is_some() {
+            self.reply_to = msg.reply_to().map(str::to_owned);
+        }
     }
 
     pub(crate) fn key(&self) -> Option<&[u8]> {
@@ -84,11 +91,12 @@ impl EnvelopePool {
     }
 
     /// Takes back an envelope if this was its last reference.
-    pub(crate) fn recycle(&self, mut envelope: Arc<Envelope>) {
-        let Some(unique) = Arc::get_mut(&mut envelope) else {
+    pub(crate) fn recycle(&self, envelope: Arc<Envelope>) {
+        // No `Weak` to an envelope is ever made, so one strong reference means ours alone.
+        if Arc::strong_count(&envelope) != 1 {
             return; // still delivered elsewhere (fan-out) or queued for redelivery
-        };
-        if unique.payload.capacity() > LARGEST_POOLED_PAYLOAD {
+        }
+        if envelope.payload.capacity() > LARGEST_POOLED_PAYLOAD {
             return;
         }
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);

@@ -31,6 +31,13 @@ struct Route {
     members: usize,
 }
 
+/// The queues a publish found full, and the envelope still to go into them.
+pub(crate) struct FullQueues {
+    envelope: Arc<Envelope>,
+    first: Arc<DeliveryQueue>,
+    more: Vec<Arc<DeliveryQueue>>,
+}
+
 pub(crate) struct Hub {
     pub(crate) matcher: Box<dyn NameMatcher>,
     pub(crate) config: MemoryConfig,
@@ -164,8 +171,13 @@ impl Hub {
     }
 
     /// Validates `msg`'s name, copies it into an envelope and delivers it to every
-    /// matching route, waiting for room in full queues.
-    pub(crate) async fn publish(&self, msg: &OutgoingMessage<'_>) -> Result<(), MemoryError> {
+    /// matching queue with room, without waiting: the whole publish, unless a queue is
+    /// full ([`deliver_when_room`](Self::deliver_when_room) does the rest). Kept out of the `async` part so the common case
+    /// builds no future state.
+    pub(crate) fn deliver(
+        &self,
+        msg: &OutgoingMessage<'_>,
+    ) -> Result<Option<FullQueues>, MemoryError> {
         let name = msg.name();
         let mut envelope: Option<Arc<Envelope>> = None;
         // Full queues are rare: the first needs no allocation, a second one a Vec.
@@ -173,13 +185,25 @@ impl Hub {
         let mut more_full: Vec<Arc<DeliveryQueue>> = Vec::new();
         {
             let routes = self.read();
-            // A name equal to a literal route is valid: that pattern was validated.
-            if !routes.iter().any(|r| r.literal && *r.pattern == *name) {
-                self.matcher
-                    .validate_name(name)
-                    .map_err(MemoryError::InvalidName)?;
-            }
-            for route in routes.iter().filter(|r| self.route_matches(r, name)) {
+            // A name equal to a literal route is valid (that pattern was validated); any
+            // other name is validated once, before its first delivery.
+            let mut valid = false;
+            for route in routes.iter() {
+                if route.literal {
+                    if *route.pattern != *name {
+                        continue;
+                    }
+                } else {
+                    if !self.matcher.matches(&route.pattern, name) {
+                        continue;
+                    }
+                    if !valid {
+                        self.matcher
+                            .validate_name(name)
+                            .map_err(MemoryError::InvalidName)?;
+                    }
+                }
+                valid = true;
                 let envelope = envelope.get_or_insert_with(|| self.pool.envelope(msg));
                 let delivery = Delivery {
                     envelope: Arc::clone(envelope),
@@ -192,12 +216,36 @@ impl Hub {
                     }
                 }
             }
+            if !valid {
+                // Nobody listens, but a bad name is still the publisher's error.
+                self.matcher
+                    .validate_name(name)
+                    .map_err(MemoryError::InvalidName)?;
+            }
         }
-        let (Some(envelope), Some(first_full)) = (envelope, first_full) else {
-            return Ok(());
+        let (Some(envelope), Some(first)) = (envelope, first_full) else {
+            return Ok(None);
         };
+        Ok(Some(FullQueues {
+            envelope,
+            first,
+            more: more_full,
+        }))
+    }
+
+    /// Waits for room in the queues that were full, up to the publish timeout.
+    pub(crate) async fn deliver_when_room(
+        &self,
+        full: FullQueues,
+        name: &str,
+    ) -> Result<(), MemoryError> {
+        let FullQueues {
+            envelope,
+            first,
+            more,
+        } = full;
         let deadline = Instant::now() + self.config.publish_timeout;
-        for queue in std::iter::once(first_full).chain(more_full) {
+        for queue in std::iter::once(first).chain(more) {
             let delivery = Delivery {
                 envelope: Arc::clone(&envelope),
                 redeliveries: 0,

@@ -18,7 +18,8 @@ pub(crate) enum Redelivery {
 
 /// A message delivered by the memory broker.
 ///
-/// `nack(true)` puts it back at the front of its queue; `nack_after(d)` does so after `d`;
+/// `nack(true)` puts it back at the front of its queue (a fan-out subscriber first hands
+/// out the few it has already taken ahead, at most 32); `nack_after(d)` does so after `d`;
 /// a message dropped without settlement is redelivered too, so nothing in hand is lost
 /// when a handler task dies.
 #[derive(Debug)]

@@ -43,6 +43,9 @@ pub(crate) struct DeliveryQueue {
     pool: Arc<EnvelopePool>,
     /// Redeliveries waiting for their delay.
     scheduled: AtomicUsize,
+    /// Deliveries taken ahead by the subscriber (see [`take_ready`](Self::take_ready)),
+    /// not yet handed out: still backlog.
+    prefetched: AtomicUsize,
     /// Consumers and publishers about to wait or waiting: a wake-up is sent only when
     /// someone may need it. Each raises its count before looking at the state, so a change
     /// made after that look always sees the count.
@@ -88,6 +91,7 @@ impl DeliveryQueue {
             capacity: capacity.max(1),
             pool,
             scheduled: AtomicUsize::new(0),
+            prefetched: AtomicUsize::new(0),
             waiting_consumers: AtomicUsize::new(0),
             waiting_publishers: AtomicUsize::new(0),
         }
@@ -95,7 +99,9 @@ impl DeliveryQueue {
 
     /// Messages waiting: ready ones and redeliveries scheduled for later.
     pub(crate) fn backlog(&self) -> usize {
-        lock(&self.state).ready.len() + self.scheduled.load(Ordering::Acquire)
+        lock(&self.state).ready.len()
+            + self.scheduled.load(Ordering::Acquire)
+            + self.prefetched.load(Ordering::Acquire)
     }
 
     /// Puts a redelivery at the front after `delay` (on the current tokio runtime).
@@ -131,12 +137,18 @@ impl DeliveryQueue {
         if state.closed {
             return Err((PushError::Closed, delivery));
         }
-        if state.ready.len() >= self.capacity {
+        let len = state.ready.len();
+        if len >= self.capacity {
             return Err((PushError::Full, delivery));
         }
         state.ready.push_back(delivery);
         drop(state);
-        self.wake_a_consumer();
+        // A consumer only waits after finding the queue empty, so only the push that ends
+        // the emptiness needs to wake one (each woken consumer hands the wake-up on while
+        // more remain, see `take_front`).
+        if len == 0 {
+            self.wake_a_consumer();
+        }
         Ok(())
     }
 
@@ -151,7 +163,15 @@ impl DeliveryQueue {
             let mut room = pin!(self.writable.notified());
             room.as_mut().enable();
             match self.try_push(delivery) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Consumers wake one publisher when the queue stops being full; the
+                    // woken one passes the wake-up on while there is room, so every
+                    // waiting publisher gets its turn.
+                    if self.waiting_publishers.load(Ordering::SeqCst) > 1 && self.has_room() {
+                        self.writable.notify_one();
+                    }
+                    return Ok(());
+                }
                 Err((PushError::Closed, _)) => return Err(PushError::Closed),
                 Err((PushError::Full, back)) => delivery = back,
             }
@@ -159,6 +179,10 @@ impl DeliveryQueue {
                 return Err(PushError::Full);
             }
         }
+    }
+
+    fn has_room(&self) -> bool {
+        lock(&self.state).ready.len() < self.capacity
     }
 
     /// Appends regardless of the bound (transactions commit all or nothing).
@@ -186,30 +210,81 @@ impl DeliveryQueue {
 
     /// Takes the next delivery without waiting.
     pub(crate) fn try_pop(&self) -> Option<Delivery> {
-        self.take_front(lock(&self.state))
+        self.take_front(lock(&self.state), false)
     }
 
-    fn take_front(&self, mut state: MutexGuard<'_, State>) -> Option<Delivery> {
+    /// Pops the front delivery and releases the lock. `counted`: the caller is itself
+    /// one of the waiting consumers, so it does not hand a wake-up on to itself.
+    fn take_front(&self, mut state: MutexGuard<'_, State>, counted: bool) -> Option<Delivery> {
+        let len = state.ready.len();
         let delivery = state.ready.pop_front()?;
-        let more = !state.ready.is_empty();
         drop(state);
-        if self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+        // Publishers wait only on a full queue: wake one as it stops being full (the
+        // woken publisher passes the wake-up on, see `push`).
+        if len == self.capacity && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
             self.writable.notify_one();
         }
-        if more {
-            // Hand the wake-up on, so a second waiting consumer sees the backlog too.
-            self.wake_a_consumer();
+        // Hand the wake-up on, so a second waiting consumer sees the backlog too.
+        if len > 1 && self.waiting_consumers.load(Ordering::SeqCst) > usize::from(counted) {
+            self.readable.notify_one();
         }
         Some(delivery)
     }
 
     /// The next delivery if one is ready; `Err(())` once the queue is closed or `stop` is set.
     pub(crate) fn ready_or_stopped(&self, stop: &AtomicBool) -> Result<Option<Delivery>, ()> {
+        self.ready_or_stopped_as(stop, false)
+    }
+
+    /// Like [`ready_or_stopped`](Self::ready_or_stopped), but also moves up to `ahead`
+    /// more ready deliveries into `buffer` under the same lock, for a consumer that is the
+    /// queue's only one (a fan-out subscription): one lock per batch, not per message.
+    /// They count as backlog until [`handed_out`](Self::handed_out).
+    pub(crate) fn take_ready(
+        &self,
+        stop: &AtomicBool,
+        buffer: &mut VecDeque<Delivery>,
+        ahead: usize,
+    ) -> Result<Option<Delivery>, ()> {
+        let mut state = lock(&self.state);
+        if stop.load(Ordering::Acquire) || state.closed {
+            return Err(());
+        }
+        let extra = ahead.min(state.ready.len().saturating_sub(1));
+        if extra == 0 {
+            return Ok(self.take_front(state, false));
+        }
+        let len = state.ready.len();
+        let first = state.ready.pop_front();
+        buffer.extend(state.ready.drain(..extra));
+        self.prefetched.fetch_add(extra, Ordering::AcqRel);
+        drop(state);
+        if len >= self.capacity && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+            self.writable.notify_one();
+        }
+        Ok(first)
+    }
+
+    /// A delivery taken ahead leaves the backlog: it is being handed to the consumer.
+    pub(crate) fn handed_out(&self) {
+        self.prefetched.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Deliveries taken ahead that will never be handed out (their subscriber is gone).
+    pub(crate) fn forget_prefetched(&self, count: usize) {
+        self.prefetched.fetch_sub(count, Ordering::AcqRel);
+    }
+
+    fn ready_or_stopped_as(
+        &self,
+        stop: &AtomicBool,
+        counted: bool,
+    ) -> Result<Option<Delivery>, ()> {
         let state = lock(&self.state);
         if stop.load(Ordering::Acquire) || state.closed {
             return Err(());
         }
-        Ok(self.take_front(state))
+        Ok(self.take_front(state, counted))
     }
 
     /// Waits for the next delivery; `None` once the queue is closed or `stop` is set.
@@ -222,7 +297,7 @@ impl DeliveryQueue {
         loop {
             let mut ready = pin!(self.readable.notified());
             ready.as_mut().enable();
-            match self.ready_or_stopped(stop) {
+            match self.ready_or_stopped_as(stop, true) {
                 Err(()) => return None,
                 Ok(Some(delivery)) => return Some(delivery),
                 Ok(None) => ready.await,

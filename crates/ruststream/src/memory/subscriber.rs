@@ -1,7 +1,9 @@
 //! [`MemorySubscriber`]: the stream of one memory subscription.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use futures::stream::unfold;
 use tokio_util::sync::ReusableBoxFuture;
 
 use super::MemoryError;
-use super::hub::SubscriberSlot;
+use super::hub::{RouteKey, SubscriberSlot};
 use super::message::{MemoryMessage, Redelivery};
 use super::queue::Delivery;
 use crate::{BatchSubscriber, Reply, Subscriber};
@@ -19,6 +21,11 @@ use crate::{BatchSubscriber, Reply, Subscriber};
 /// queue for the members that remain or come back).
 pub struct MemorySubscriber {
     slot: Arc<SubscriberSlot>,
+    /// Deliveries taken from the queue ahead of time (fan-out subscriptions only: a group
+    /// shares its queue, and taking ahead would starve the other members).
+    buffer: VecDeque<Delivery>,
+    /// How many deliveries to take ahead at most: [`PREFETCH`] or 0.
+    ahead: usize,
     redelivery: Redelivery,
     /// The wait for a delivery that was not ready, kept between polls (and between
     /// streams, so a dropped stream loses nothing); its allocation is reused.
@@ -35,6 +42,10 @@ impl std::fmt::Debug for MemorySubscriber {
     }
 }
 
+/// How many ready deliveries a fan-out subscription takes from its queue at once, beyond
+/// the one it hands out: the queue's lock is then taken once per batch, not per message.
+const PREFETCH: usize = 32;
+
 /// Waits for the slot's next delivery; one future type, so its box is reused.
 async fn wait_for_delivery(slot: Arc<SubscriberSlot>) -> Option<Delivery> {
     slot.queue.pop(&slot.stop).await
@@ -43,7 +54,13 @@ async fn wait_for_delivery(slot: Arc<SubscriberSlot>) -> Option<Delivery> {
 impl MemorySubscriber {
     pub(crate) fn new(slot: Arc<SubscriberSlot>, redelivery: Redelivery) -> Self {
         let wait = ReusableBoxFuture::new(wait_for_delivery(Arc::clone(&slot)));
+        let ahead = match slot.key {
+            RouteKey::FanOut(_) => PREFETCH,
+            RouteKey::Group { .. } => 0,
+        };
         Self {
+            buffer: VecDeque::new(),
+            ahead,
             slot,
             redelivery,
             wait,
@@ -59,7 +76,11 @@ impl MemorySubscriber {
     /// polled (and kept for the next poll).
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<MemoryMessage>> {
         if !self.waiting {
-            match self.slot.queue.ready_or_stopped(&self.slot.stop) {
+            if let Some(delivery) = self.take_buffered() {
+                return Poll::Ready(delivery.map(|delivery| self.message(delivery)));
+            }
+            let queue = &self.slot.queue;
+            match queue.take_ready(&self.slot.stop, &mut self.buffer, self.ahead) {
                 Err(()) => return Poll::Ready(None),
                 Ok(Some(delivery)) => return Poll::Ready(Some(self.message(delivery))),
                 Ok(None) => {
@@ -73,9 +94,25 @@ impl MemorySubscriber {
         Poll::Ready(delivery.map(|delivery| self.message(delivery)))
     }
 
+    /// A delivery taken ahead, if any: `Some(None)` once the subscription is stopped.
+    fn take_buffered(&mut self) -> Option<Option<Delivery>> {
+        if self.buffer.is_empty() {
+            return None;
+        }
+        if self.slot.stop.load(Ordering::Acquire) {
+            return Some(None);
+        }
+        let delivery = self.buffer.pop_front()?;
+        self.slot.queue.handed_out();
+        Some(Some(delivery))
+    }
+
     /// The next message, or `None` once the subscription is closed.
-    pub(crate) async fn next_message(&self) -> Option<MemoryMessage> {
-        let delivery = self.slot.queue.pop(&self.slot.stop).await?;
+    pub(crate) async fn next_message(&mut self) -> Option<MemoryMessage> {
+        let delivery = match self.take_buffered() {
+            Some(buffered) => buffered?,
+            None => self.slot.queue.pop(&self.slot.stop).await?,
+        };
         Some(MemoryMessage::new(
             delivery,
             Arc::clone(&self.slot.queue),
@@ -83,8 +120,11 @@ impl MemorySubscriber {
         ))
     }
 
-    fn try_next_message(&self) -> Option<MemoryMessage> {
-        let delivery = self.slot.queue.try_pop()?;
+    fn try_next_message(&mut self) -> Option<MemoryMessage> {
+        let delivery = match self.take_buffered() {
+            Some(buffered) => buffered?,
+            None => self.slot.queue.try_pop()?,
+        };
         Some(MemoryMessage::new(
             delivery,
             Arc::clone(&self.slot.queue),
@@ -93,7 +133,7 @@ impl MemorySubscriber {
     }
 
     async fn next_batch(
-        &self,
+        &mut self,
         max_messages: usize,
         max_wait: Duration,
     ) -> Option<Vec<MemoryMessage>> {
@@ -118,6 +158,9 @@ impl MemorySubscriber {
 
 impl Drop for MemorySubscriber {
     fn drop(&mut self) {
+        // Only fan-out subscriptions take ahead, and their queue closes with them.
+        self.slot.queue.forget_prefetched(self.buffer.len());
+        self.buffer.clear();
         self.slot.release();
     }
 }

@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::intake::Intake;
+
 use super::dispatch::RouteContext;
 use super::message::StateMap;
 use super::middleware::{BoxedLayer, BoxedPublishLayer, LayeredPublisher};
@@ -590,7 +592,7 @@ impl App {
             prefix: String::new(),
             format: self.format,
             state: Arc::new(self.state),
-            intake: stop_app.child_token(),
+            intake: Intake::child_of(&stop_app),
             stop_app,
             observers: Arc::clone(&observers),
             layers: self.layers.into(),
@@ -713,7 +715,7 @@ async fn close_all(brokers: &[Box<dyn MountedBroker>]) -> Option<AppError> {
 /// A started app.
 pub struct RunningApp {
     info: AppInfo,
-    intake: CancellationToken,
+    intake: Intake,
     stop_app: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     brokers: Vec<Box<dyn MountedBroker>>,

@@ -11,7 +11,6 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{
     Consume, End, Route, RouteContext, Slot, Worker, launch, next_or_stop, panic_reason, scope_for,
@@ -215,7 +214,11 @@ where
     H: BatchHandler,
     Sub: BatchSubscriber,
 {
-    async fn consume(&self, subscriber: &mut Sub, intake: &CancellationToken) -> End<Sub::Error> {
+    async fn consume(
+        &self,
+        subscriber: &mut Sub,
+        intake: &super::intake::Intake,
+    ) -> End<Sub::Error> {
         let batched = &self.handler;
         let mut batches = pin!(subscriber.batches(batched.max_messages, batched.max_wait));
         let mut slot = Slot::new(self.scope.format);

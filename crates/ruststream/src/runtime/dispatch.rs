@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::health::Flag;
+use super::intake::Intake;
 use super::message::{ATTEMPT_HEADER, Scope, StateMap, attempt_of};
 use super::middleware::{BoxedLayer, LayeredHandler, LayeredPublisher};
 use super::observe::{Handled, Observers, Publication, Settlement};
@@ -61,7 +62,7 @@ pub(crate) struct RouteContext {
     pub(crate) format: Format,
     pub(crate) state: Arc<StateMap>,
     /// Cancelled when intake must stop (shutdown).
-    pub(crate) intake: CancellationToken,
+    pub(crate) intake: Intake,
     /// Cancelled by a `Stop` policy to ask the app to shut down.
     pub(crate) stop_app: CancellationToken,
     pub(crate) observers: Arc<Observers>,
@@ -167,6 +168,7 @@ where
         scope,
         options,
         stop_app: ctx.stop_app,
+        intake: ctx.intake.clone(),
         observers: ctx.observers,
         publisher: ctx.publisher,
     };
@@ -195,6 +197,8 @@ pub(crate) struct Worker<B, H> {
     pub(crate) scope: Scope,
     pub(crate) options: SubscriberOptions,
     stop_app: CancellationToken,
+    /// Stopped with `stop_app` by a `Stop` policy (its flag is what the loops check).
+    intake: Intake,
     observers: Arc<Observers>,
     publisher: Option<Arc<LayeredPublisher>>,
 }
@@ -237,7 +241,7 @@ async fn run<B, S, H>(
     worker: Worker<B, H>,
     source: S,
     first: S::Subscriber,
-    intake: CancellationToken,
+    intake: Intake,
     up: Arc<Flag>,
 ) where
     B: RuntimeBroker,
@@ -301,7 +305,7 @@ async fn run<B, S, H>(
 /// so a busy subscription pays only an atomic load for the stop check.
 pub(crate) async fn next_or_stop<St: Stream + ?Sized>(
     mut stream: Pin<&mut St>,
-    stop: &CancellationToken,
+    stop: &Intake,
 ) -> Option<Option<St::Item>> {
     if stop.is_cancelled() {
         return None;
@@ -332,7 +336,7 @@ pub(crate) trait Consume<Sub: Subscriber>: Send + Sync {
     fn consume<'a>(
         &'a self,
         subscriber: &'a mut Sub,
-        intake: &'a CancellationToken,
+        intake: &'a Intake,
     ) -> impl Future<Output = End<Sub::Error>> + Send + 'a;
 }
 
@@ -340,7 +344,7 @@ impl<B: RuntimeBroker, H: Handler, Sub: Subscriber> Consume<Sub> for Worker<B, H
     fn consume<'a>(
         &'a self,
         subscriber: &'a mut Sub,
-        intake: &'a CancellationToken,
+        intake: &'a Intake,
     ) -> impl Future<Output = End<Sub::Error>> + Send + 'a {
         self.consume_messages(subscriber, intake)
     }
@@ -350,7 +354,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
     async fn consume_messages<Sub: Subscriber>(
         &self,
         subscriber: &mut Sub,
-        intake: &CancellationToken,
+        intake: &Intake,
     ) -> End<Sub::Error> {
         let stream = subscriber.stream();
         if self.options.workers <= 1 {
@@ -362,7 +366,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         }
     }
 
-    async fn consume_serial<M, E, St>(&self, stream: St, intake: &CancellationToken) -> End<E>
+    async fn consume_serial<M, E, St>(&self, stream: St, intake: &Intake) -> End<E>
     where
         M: IncomingMessage,
         St: Stream<Item = Result<M, E>>,
@@ -381,14 +385,14 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
 
     /// `n` workers share the stream: one waits for the next message while the others
     /// handle theirs.
-    async fn consume_concurrent<M, E, St>(&self, stream: St, intake: &CancellationToken) -> End<E>
+    async fn consume_concurrent<M, E, St>(&self, stream: St, intake: &Intake) -> End<E>
     where
         M: IncomingMessage,
         St: Stream<Item = Result<M, E>>,
     {
         let stream = pin!(stream);
         let stream = futures::lock::Mutex::new(stream);
-        let stop = intake.child_token();
+        let stop = intake.child();
         let workers = (0..self.options.workers).map(|_| async {
             let mut slot = Slot::new(self.scope.format);
             loop {
@@ -420,7 +424,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
 
     /// A dispatcher feeds `n` lanes; a key always maps to the same lane, so its messages
     /// are handled in order.
-    async fn consume_by_key<M, E, St>(&self, stream: St, intake: &CancellationToken) -> End<E>
+    async fn consume_by_key<M, E, St>(&self, stream: St, intake: &Intake) -> End<E>
     where
         M: IncomingMessage,
         St: Stream<Item = Result<M, E>>,
@@ -467,11 +471,36 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         end
     }
 
-    async fn process<M: IncomingMessage>(
+    async fn process<M: IncomingMessage>(&self, message: M, slot: &mut Slot, intake: &Intake) {
+        // The common case, one future deep: no header to look at, nobody observing, no
+        // span (it is `debug`; with the usual `info` logging one load and compare skip it).
+        if message.headers().is_empty()
+            && self.observers.is_empty()
+            && !tracing::level_enabled!(tracing::Level::DEBUG)
+        {
+            let outcome = {
+                let view = Message::of(&message, &self.scope);
+                AssertUnwindSafe(self.handler.call(view, &mut slot.reply))
+                    .catch_unwind()
+                    .await
+            };
+            if let Ok(Outcome(Kind::Settle(HandlerResult::Ack))) = outcome {
+                if let Err(error) = message.ack().await {
+                    self.ack_failed(&error);
+                }
+                return;
+            }
+            return self.conclude(message, outcome, slot).await;
+        }
+        self.process_in_full(message, slot, intake).await
+    }
+
+    /// [`process`](Self::process) with retry-copy headers, observers and the span.
+    async fn process_in_full<M: IncomingMessage>(
         &self,
         message: M,
         slot: &mut Slot,
-        intake: &CancellationToken,
+        intake: &Intake,
     ) {
         if !message.headers().is_empty() {
             match self.due_here(&message, intake).await {
@@ -524,6 +553,16 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
                 ),
             }
         }
+        self.conclude(message, outcome, slot).await;
+    }
+
+    /// Settles the message by what the handler call came to.
+    async fn conclude<M: IncomingMessage>(
+        &self,
+        message: M,
+        outcome: std::thread::Result<Outcome>,
+        slot: &mut Slot,
+    ) {
         match outcome {
             // The common case, settled without going through the policy machinery.
             Ok(Outcome(Kind::Settle(HandlerResult::Ack))) if self.observers.is_empty() => {
@@ -546,7 +585,7 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
     /// For retry copies the runtime republished: whether this handler should handle it
     /// now. A copy meant for another handler is acked; an early one waits for its time
     /// (unsettled, so a crash meanwhile loses nothing).
-    async fn due_here<M: IncomingMessage>(&self, message: &M, intake: &CancellationToken) -> Due {
+    async fn due_here<M: IncomingMessage>(&self, message: &M, intake: &Intake) -> Due {
         let headers = message.headers();
         if let Some(target) = headers.get(RETRY_FOR_HEADER)
             && target != self.scope.handler.as_bytes()
@@ -630,6 +669,7 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             FailurePolicy::DeadLetter => self.dead_letter(message, reason).await,
             FailurePolicy::Stop => {
                 tracing::error!(handler = %self.scope.handler, %reason, "stopping the service, as the failure policy says; the message is left for redelivery");
+                self.intake.cancel();
                 self.stop_app.cancel();
                 self.observe(&message, Settlement::LeftUnsettled);
                 drop(message);
@@ -820,8 +860,13 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
 
     async fn ack_only<M: IncomingMessage>(&self, message: M) {
         if let Err(error) = message.ack().await {
-            tracing::warn!(handler = %self.scope.handler, %error, "the ack failed; the broker may redeliver the message");
+            self.ack_failed(&error);
         }
+    }
+
+    #[cold]
+    fn ack_failed(&self, error: &crate::AckError) {
+        tracing::warn!(handler = %self.scope.handler, %error, "the ack failed; the broker may redeliver the message");
     }
 
     async fn drop_message<M: IncomingMessage>(&self, message: M) {

@@ -25,6 +25,7 @@ mod extract;
 mod format;
 mod handler;
 mod health;
+mod intake;
 mod message;
 mod middleware;
 
