@@ -108,6 +108,7 @@ impl MemoryBroker {
         &self.hub.config
     }
 
+    #[inline]
     fn check_open(&self) -> Result<(), MemoryError> {
         match self.connection.state.load(Ordering::Acquire) {
             CONNECTED => Ok(()),
@@ -135,6 +136,7 @@ impl MemoryBroker {
         Ok(MemorySubscriber::new(slot, self.hub.redelivery))
     }
 
+    #[inline]
     fn check_size(&self, msg: &OutgoingMessage<'_>) -> Result<(), MemoryError> {
         let size = msg.payload().len();
         let limit = self.hub.config.max_payload;
@@ -201,6 +203,7 @@ impl Subscribe for MemoryBroker {
 impl Publisher for MemoryBroker {
     type Error = MemoryError;
 
+    #[inline]
     async fn publish(&self, msg: OutgoingMessage<'_>) -> Result<(), MemoryError> {
         self.check_open()?;
         self.check_size(&msg)?;

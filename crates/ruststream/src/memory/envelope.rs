@@ -26,6 +26,7 @@ pub(crate) static EMPTY_ENVELOPE: Envelope = Envelope {
 
 impl Envelope {
     /// Overwrites this envelope with `msg`, reusing its buffers.
+    #[inline]
     fn fill(&mut self, msg: &OutgoingMessage<'_>) {
         self.name.clear();
         self.name.push_str(msg.name());
@@ -43,10 +44,12 @@ impl Envelope {
         }
     }
 
+    #[inline]
     pub(crate) fn key(&self) -> Option<&[u8]> {
         self.key.as_deref()
     }
 
+    #[inline]
     pub(crate) fn reply_to(&self) -> Option<&str> {
         self.reply_to.as_deref()
     }
@@ -72,6 +75,7 @@ impl EnvelopePool {
     }
 
     /// An envelope holding a copy of `msg`: a recycled one when available.
+    #[inline]
     pub(crate) fn envelope(&self, msg: &OutgoingMessage<'_>) -> Arc<Envelope> {
         let recycled = self
             .free
@@ -91,6 +95,7 @@ impl EnvelopePool {
     }
 
     /// Takes back an envelope if this was its last reference.
+    #[inline]
     pub(crate) fn recycle(&self, envelope: Arc<Envelope>) {
         // No `Weak` to an envelope is ever made, so one strong reference means ours alone.
         if Arc::strong_count(&envelope) != 1 {

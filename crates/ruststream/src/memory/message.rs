@@ -31,6 +31,7 @@ pub struct MemoryMessage {
 }
 
 impl MemoryMessage {
+    #[inline]
     pub(crate) fn new(
         delivery: Delivery,
         queue: Arc<DeliveryQueue>,
@@ -43,6 +44,7 @@ impl MemoryMessage {
         }
     }
 
+    #[inline]
     fn envelope(&self) -> &Envelope {
         self.delivery
             .as_ref()
@@ -50,6 +52,7 @@ impl MemoryMessage {
     }
 
     /// Settles for good: the envelope goes back to the pool if this was its last delivery.
+    #[inline]
     fn finish(&mut self) {
         if let Some(delivery) = self.delivery.take() {
             self.queue.recycle(delivery.envelope);
@@ -57,6 +60,7 @@ impl MemoryMessage {
     }
 
     /// Settles by putting the message back, after `delay` if given.
+    #[inline]
     fn redeliver(&mut self, delay: Option<Duration>) {
         let Some(mut again) = self.delivery.take() else {
             return;
@@ -77,6 +81,7 @@ impl MemoryMessage {
 }
 
 impl Drop for MemoryMessage {
+    #[inline]
     fn drop(&mut self) {
         self.redeliver(None);
     }
@@ -86,14 +91,17 @@ impl IncomingMessage for MemoryMessage {
     // The delay is held by this process's own timer, which is as durable as the broker itself.
     const NATIVE_DELAY: bool = true;
 
+    #[inline]
     fn payload(&self) -> &[u8] {
         &self.envelope().payload
     }
 
+    #[inline]
     fn headers(&self) -> &Headers {
         &self.envelope().headers
     }
 
+    #[inline]
     async fn ack(mut self) -> Result<(), AckError> {
         self.finish();
         Ok(())
@@ -113,18 +121,22 @@ impl IncomingMessage for MemoryMessage {
         Ok(())
     }
 
+    #[inline]
     fn partition_key(&self) -> Option<&[u8]> {
         self.envelope().key()
     }
 
+    #[inline]
     fn name(&self) -> Option<&str> {
         self.delivery.as_ref().map(|d| d.envelope.name.as_str())
     }
 
+    #[inline]
     fn reply_to(&self) -> Option<&str> {
         self.envelope().reply_to()
     }
 
+    #[inline]
     fn redelivery_count(&self) -> Option<u32> {
         self.delivery.as_ref().map(|d| d.redeliveries)
     }

@@ -121,6 +121,7 @@ impl DeliveryQueue {
     }
 
     /// Returns a settled envelope to the server's pool.
+    #[inline]
     pub(crate) fn recycle(&self, envelope: Arc<Envelope>) {
         self.pool.recycle(envelope);
     }
@@ -132,6 +133,7 @@ impl DeliveryQueue {
     }
 
     /// Appends without waiting; gives the delivery back if the queue is full.
+    #[inline]
     pub(crate) fn try_push(&self, delivery: Delivery) -> Result<(), (PushError, Delivery)> {
         let mut state = lock(&self.state);
         if state.closed {
@@ -240,6 +242,7 @@ impl DeliveryQueue {
     /// more ready deliveries into `buffer` under the same lock, for a consumer that is the
     /// queue's only one (a fan-out subscription): one lock per batch, not per message.
     /// They count as backlog until [`handed_out`](Self::handed_out).
+    #[inline]
     pub(crate) fn take_ready(
         &self,
         stop: &AtomicBool,
@@ -266,6 +269,7 @@ impl DeliveryQueue {
     }
 
     /// A delivery taken ahead leaves the backlog: it is being handed to the consumer.
+    #[inline]
     pub(crate) fn handed_out(&self) {
         self.prefetched.fetch_sub(1, Ordering::AcqRel);
     }

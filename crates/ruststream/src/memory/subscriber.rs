@@ -68,12 +68,14 @@ impl MemorySubscriber {
         }
     }
 
+    #[inline]
     fn message(&self, delivery: Delivery) -> MemoryMessage {
         MemoryMessage::new(delivery, Arc::clone(&self.slot.queue), self.redelivery)
     }
 
     /// A ready delivery is returned at once, without a future; otherwise the wait is
     /// polled (and kept for the next poll).
+    #[inline]
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<MemoryMessage>> {
         if !self.waiting {
             if let Some(delivery) = self.take_buffered() {
@@ -95,6 +97,7 @@ impl MemorySubscriber {
     }
 
     /// A delivery taken ahead, if any: `Some(None)` once the subscription is stopped.
+    #[inline]
     fn take_buffered(&mut self) -> Option<Option<Delivery>> {
         if self.buffer.is_empty() {
             return None;
@@ -213,6 +216,7 @@ struct MemoryStream<'a> {
 impl Stream for MemoryStream<'_> {
     type Item = Result<MemoryMessage, MemoryError>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut()
             .subscriber

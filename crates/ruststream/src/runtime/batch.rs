@@ -221,9 +221,10 @@ where
     ) -> End<Sub::Error> {
         let batched = &self.handler;
         let mut batches = pin!(subscriber.batches(batched.max_messages, batched.max_wait));
+        let mut stopped = pin!(intake.cancelled());
         let mut slot = Slot::new(self.scope.format);
         loop {
-            match next_or_stop(batches.as_mut(), intake).await {
+            match next_or_stop(batches.as_mut(), intake, stopped.as_mut()).await {
                 None => return End::Intake,
                 Some(None) => return End::Ended,
                 Some(Some(Err(error))) => return End::Failed(error),

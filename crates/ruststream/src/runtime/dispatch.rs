@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument as _;
 
 use super::health::Flag;
@@ -301,34 +301,23 @@ async fn run<B, S, H>(
     }
 }
 
-/// The next item of `stream`, or `None` once `stop` is cancelled. Polls the stream first,
-/// so a busy subscription pays only an atomic load for the stop check.
-pub(crate) async fn next_or_stop<St: Stream + ?Sized>(
-    mut stream: Pin<&mut St>,
-    stop: &Intake,
-) -> Option<Option<St::Item>> {
-    if stop.is_cancelled() {
-        return None;
-    }
-    // The stop future is only built once the stream has nothing ready.
-    let mut stopped = pin!(None);
-    poll_fn(|cx| {
+/// The next item of `stream`, or `None` once intake stops. `stopped` is the intake's
+/// [`cancelled`](Intake::cancelled) future, made once per loop rather than per message: a
+/// busy subscription pays one atomic load for the stop check and builds nothing.
+pub(crate) fn next_or_stop<'s, St: Stream + ?Sized>(
+    mut stream: Pin<&'s mut St>,
+    intake: &'s Intake,
+    mut stopped: Pin<&'s mut WaitForCancellationFuture<'_>>,
+) -> impl Future<Output = Option<Option<St::Item>>> {
+    poll_fn(move |cx| {
+        if intake.is_cancelled() {
+            return Poll::Ready(None);
+        }
         if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
             return Poll::Ready(Some(item));
         }
-        if stopped.is_none() {
-            stopped.set(Some(stop.cancelled()));
-        }
-        match stopped
-            .as_mut()
-            .as_pin_mut()
-            .map(|stopped| stopped.poll(cx))
-        {
-            Some(Poll::Ready(())) => Poll::Ready(None),
-            _ => Poll::Pending,
-        }
+        stopped.as_mut().poll(cx).map(|()| None)
     })
-    .await
 }
 
 /// How a worker reads its subscription: message by message, or in batches.
@@ -372,9 +361,10 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         St: Stream<Item = Result<M, E>>,
     {
         let mut stream = pin!(stream);
+        let mut stopped = pin!(intake.cancelled());
         let mut slot = Slot::new(self.scope.format);
         loop {
-            match next_or_stop(stream.as_mut(), intake).await {
+            match next_or_stop(stream.as_mut(), intake, stopped.as_mut()).await {
                 None => return End::Intake,
                 Some(None) => return End::Ended,
                 Some(Some(Err(error))) => return End::Failed(error),
@@ -395,10 +385,11 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         let stop = intake.child();
         let workers = (0..self.options.workers).map(|_| async {
             let mut slot = Slot::new(self.scope.format);
+            let mut stopped = pin!(stop.cancelled());
             loop {
                 let next = {
                     let mut stream = stream.lock().await;
-                    next_or_stop(stream.as_mut(), &stop).await
+                    next_or_stop(stream.as_mut(), &stop, stopped.as_mut()).await
                 };
                 let end = match next {
                     None => return End::Intake,
@@ -435,10 +426,11 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
             .unzip();
         let dispatcher = async move {
             let mut stream = pin!(stream);
+            let mut stopped = pin!(intake.cancelled());
             let mut next_keyless = 0usize;
             let hasher = BuildHasherDefault::<DefaultHasher>::default();
             loop {
-                let message = match next_or_stop(stream.as_mut(), intake).await {
+                let message = match next_or_stop(stream.as_mut(), intake, stopped.as_mut()).await {
                     None => return End::Intake,
                     Some(None) => return End::Ended,
                     Some(Some(Err(error))) => return End::Failed(error),

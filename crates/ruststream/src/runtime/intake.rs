@@ -43,6 +43,7 @@ impl Intake {
     }
 
     /// Whether intake has stopped.
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
             || self
