@@ -15,7 +15,12 @@
 //! ```
 //!
 //! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`), `ROUNDS` (default 5),
+//! `VARIANT` (`raw`, `crate` or `framework`: run that loop alone, e.g. under callgrind),
 //! `CORE_MESSAGES` (default 200000), `JS_MESSAGES` (default 20000).
+//!
+//! Each round also reports the process's CPU time per message over the same span (summed
+//! over its threads from `/proc/self/task/*/schedstat`), which a busy shared machine
+//! disturbs less than throughput: time spent waiting for a CPU is not counted.
 //!
 //! Throughput is timed from the first message handled to the last, so subscribing and
 //! consumer creation are left out; the core publisher runs on its own connection and
@@ -52,7 +57,48 @@ struct Order {
 }
 
 static HANDLED: AtomicU64 = AtomicU64::new(0);
-static TIMES: Mutex<(Option<Instant>, Option<Instant>)> = Mutex::new((None, None));
+/// When (and at how much process CPU time) the first and the last message were handled.
+static TIMES: Mutex<(Option<Mark>, Option<Mark>)> = Mutex::new((None, None));
+
+/// A point in a round: wall-clock time and the CPU time the process had used.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    cpu_ns: u64,
+}
+
+impl Mark {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            cpu_ns: process_cpu_ns(),
+        }
+    }
+}
+
+/// CPU time this process's threads have used, in nanoseconds: the first field of each
+/// `/proc/self/task/<tid>/schedstat` (Linux), summed. CPU time per message is steadier
+/// than throughput on a shared machine, as waiting for the CPU is not counted.
+fn process_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// What one round measured.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// Messages per second, first handled to last.
+    throughput: f64,
+    /// Process CPU nanoseconds per message over the same span (publisher included, the
+    /// same in every variant).
+    cpu_ns_per_message: f64,
+}
 static TARGET: AtomicU64 = AtomicU64::new(0);
 
 /// The user's work: decode, read every field, count (first and last time noted).
@@ -63,10 +109,10 @@ fn handle(payload: &[u8]) {
     black_box(order.amount);
     let n = HANDLED.fetch_add(1, Ordering::AcqRel) + 1;
     if n == 1 {
-        TIMES.lock().unwrap().0 = Some(Instant::now());
+        TIMES.lock().unwrap().0 = Some(Mark::now());
     }
     if n == TARGET.load(Ordering::Acquire) {
-        TIMES.lock().unwrap().1 = Some(Instant::now());
+        TIMES.lock().unwrap().1 = Some(Mark::now());
     }
 }
 
@@ -76,15 +122,23 @@ fn reset(target: u64) {
     *TIMES.lock().unwrap() = (None, None);
 }
 
-async fn wait_done(target: u64) -> f64 {
+async fn wait_done(target: u64) -> Round {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while HANDLED.load(Ordering::Acquire) < target {
+    // The last message's mark is taken just after the count reaches the target: wait
+    // for the mark itself.
+    let (first, last) = loop {
+        if let (Some(first), Some(last)) = *TIMES.lock().unwrap() {
+            break (first, last);
+        }
         assert!(Instant::now() < deadline, "the round did not finish");
         tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let elapsed = last.at.duration_since(first.at).as_secs_f64();
+    let handled = (target - 1) as f64;
+    Round {
+        throughput: handled / elapsed,
+        cpu_ns_per_message: last.cpu_ns.saturating_sub(first.cpu_ns) as f64 / handled,
     }
-    let (first, last) = *TIMES.lock().unwrap();
-    let elapsed = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
-    (target - 1) as f64 / elapsed
 }
 
 #[subscriber("rsbench.core")]
@@ -107,10 +161,10 @@ async fn on_jetstream(order: Order) {
 fn count() {
     let n = HANDLED.fetch_add(1, Ordering::AcqRel) + 1;
     if n == 1 {
-        TIMES.lock().unwrap().0 = Some(Instant::now());
+        TIMES.lock().unwrap().0 = Some(Mark::now());
     }
     if n == TARGET.load(Ordering::Acquire) {
-        TIMES.lock().unwrap().1 = Some(Instant::now());
+        TIMES.lock().unwrap().1 = Some(Mark::now());
     }
 }
 
@@ -124,6 +178,15 @@ enum Variant {
 const VARIANTS: [Variant; 3] = [Variant::Raw, Variant::Crate, Variant::Framework];
 
 impl Variant {
+    /// The name `VARIANT=` takes.
+    fn key(self) -> &'static str {
+        match self {
+            Variant::Raw => "raw",
+            Variant::Crate => "crate",
+            Variant::Framework => "framework",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Variant::Raw => "raw async-nats",
@@ -153,7 +216,7 @@ async fn publish_core(client: async_nats::Client, n: u64) {
     client.flush().await.unwrap();
 }
 
-async fn core_round(url: &str, variant: Variant, n: u64) -> f64 {
+async fn core_round(url: &str, variant: Variant, n: u64) -> Round {
     reset(n);
     let publisher = async_nats::connect(url).await.unwrap();
     let broker = NatsBroker::new(Config::new(url));
@@ -252,7 +315,7 @@ async fn drop_consumer(url: &str) {
     client.drain().await.ok();
 }
 
-async fn jetstream_round(url: &str, variant: Variant, n: u64) -> f64 {
+async fn jetstream_round(url: &str, variant: Variant, n: u64) -> Round {
     drop_consumer(url).await;
     reset(n);
     let broker = NatsBroker::new(Config::new(url));
@@ -334,21 +397,48 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn report(title: &str, n: u64, results: &mut [Vec<f64>; 3]) {
+fn report(title: &str, n: u64, results: &[Vec<Round>; 3]) {
     println!(
         "\n{title} ({n} messages per round, {} rounds, interleaved)",
-        results[0].len()
+        results.iter().map(Vec::len).max().unwrap_or(0)
     );
-    let raw = median(&mut results[0]);
-    for (variant, samples) in VARIANTS.iter().zip(results.iter_mut()) {
-        let med = median(samples);
-        let all: Vec<String> = samples.iter().map(|v| format!("{v:.0}")).collect();
+    let throughputs = |rounds: &[Round]| rounds.iter().map(|r| r.throughput).collect::<Vec<_>>();
+    let cpu = |rounds: &[Round]| {
+        rounds
+            .iter()
+            .map(|r| r.cpu_ns_per_message)
+            .collect::<Vec<_>>()
+    };
+    // Ratios are to raw's medians; with `VARIANT` set to another loop, to that loop's.
+    let base = results
+        .iter()
+        .find(|rounds| !rounds.is_empty())
+        .expect("a loop ran");
+    let raw = median(&mut throughputs(base));
+    let raw_cpu = median(&mut cpu(base));
+    for (variant, rounds) in VARIANTS.iter().zip(results.iter()) {
+        if rounds.is_empty() {
+            continue;
+        }
+        let mut samples = throughputs(rounds);
+        let med = median(&mut samples);
+        let med_cpu = median(&mut cpu(rounds));
+        let all: Vec<String> = rounds
+            .iter()
+            .map(|r| format!("{:.0}", r.throughput))
+            .collect();
         println!(
             "  {:<40} median {:>9.0} msg/s  ratio to raw {:.3}  (rounds: {})",
             variant.name(),
             med,
             med / raw,
             all.join(", ")
+        );
+        println!(
+            "  {:<40} median {:>9.0} CPU ns/msg, raw's / this {:.3}",
+            "",
+            med_cpu,
+            raw_cpu / med_cpu,
         );
     }
 }
@@ -366,32 +456,44 @@ async fn main() {
         return;
     }
     let rounds = env_u64("ROUNDS", 5);
+    let only = std::env::var("VARIANT").ok().map(|name| {
+        VARIANTS
+            .into_iter()
+            .find(|v| v.key() == name)
+            .unwrap_or_else(|| panic!("VARIANT is one of raw, crate, framework, not `{name}`"))
+    });
 
     if wants("core") {
         let n = env_u64("CORE_MESSAGES", 200_000);
-        let mut results: [Vec<f64>; 3] = Default::default();
+        let mut results: [Vec<Round>; 3] = Default::default();
         for round in 0..rounds {
             for k in 0..3 {
                 let index = (k + round as usize) % 3;
+                if only.is_some_and(|only| only != VARIANTS[index]) {
+                    continue;
+                }
                 results[index].push(core_round(&url, VARIANTS[index], n).await);
             }
         }
-        report("NATS core", n, &mut results);
+        report("NATS core", n, &results);
     }
     if wants("jetstream") {
         let n = env_u64("JS_MESSAGES", 20_000);
         fill_stream(&url, n).await;
-        let mut results: [Vec<f64>; 3] = Default::default();
+        let mut results: [Vec<Round>; 3] = Default::default();
         for round in 0..rounds {
             for k in 0..3 {
                 let index = (k + round as usize) % 3;
+                if only.is_some_and(|only| only != VARIANTS[index]) {
+                    continue;
+                }
                 results[index].push(jetstream_round(&url, VARIANTS[index], n).await);
             }
         }
         report(
             "JetStream (durable pull consumer, confirmed acks)",
             n,
-            &mut results,
+            &results,
         );
         let client = async_nats::connect(url.as_str()).await.unwrap();
         let _ = async_nats::jetstream::new(client.clone())

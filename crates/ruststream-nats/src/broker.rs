@@ -38,7 +38,9 @@ pub(crate) struct Inner {
     connecting: tokio::sync::Mutex<()>,
     /// Cancelled by `shutdown`: streams end, publishes fail.
     pub(crate) closed: CancellationToken,
-    shut_down: AtomicBool,
+    /// Set by `shutdown` before `closed` is cancelled: one atomic load for a per-message
+    /// check (`CancellationToken::is_cancelled` takes a lock).
+    pub(crate) shut_down: AtomicBool,
 }
 
 impl std::fmt::Debug for NatsBroker {
@@ -254,8 +256,10 @@ impl Broker for NatsBroker {
     }
 
     async fn shutdown(&self) -> Result<(), NatsError> {
+        // The flag first: subscribers check it per message, and the token wakes the idle.
+        let already = self.inner.shut_down.swap(true, Ordering::AcqRel);
         self.inner.closed.cancel();
-        if self.inner.shut_down.swap(true, Ordering::AcqRel) {
+        if already {
             return Ok(());
         }
         let Some(client) = self.inner.client.get() else {

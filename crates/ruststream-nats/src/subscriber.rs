@@ -2,16 +2,17 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use futures::{Stream, StreamExt};
 use ruststream::{BatchSubscriber, Subscriber};
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use crate::broker::NatsBroker;
+use crate::broker::{Inner, NatsBroker};
 use crate::error::NatsError;
 use crate::message::{NatsMessage, Settler};
 
@@ -32,8 +33,12 @@ enum Source {
 pub struct NatsSubscriber {
     subject: String,
     source: Source,
-    closed_token: CancellationToken,
+    broker: Arc<Inner>,
+    /// Completes at shutdown; polled only while the source has nothing ready.
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker `closed` last registered: polling it again with the same one would only
+    /// take its lock to find nothing changed, on every idle moment of a busy stream.
+    closed_waker: Option<Waker>,
     ended: bool,
     /// Messages of a batch being gathered, kept here so a dropped `batches` stream loses
     /// nothing.
@@ -61,11 +66,13 @@ impl std::fmt::Debug for NatsSubscriber {
 impl NatsSubscriber {
     fn with_source(broker: &NatsBroker, subject: String, source: Source) -> Self {
         let closed_token = broker.inner.closed.clone();
+        let broker = Arc::clone(&broker.inner);
         Self {
             subject,
             source,
-            closed: Box::pin(closed_token.clone().cancelled_owned()),
-            closed_token,
+            closed: Box::pin(closed_token.cancelled_owned()),
+            closed_waker: None,
+            broker,
             ended: false,
             partial: Vec::new(),
             partial_deadline: None,
@@ -125,7 +132,7 @@ impl NatsSubscriber {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<NatsMessage, NatsError>>> {
-        if self.ended || self.closed_token.is_cancelled() {
+        if self.ended || self.broker.shut_down.load(Ordering::Acquire) {
             self.ended = true;
             return Poll::Ready(None);
         }
@@ -158,13 +165,27 @@ impl NatsSubscriber {
                 Poll::Ready(None)
             }
             Poll::Ready(item) => Poll::Ready(item),
-            Poll::Pending => match self.closed.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.ended = true;
-                    Poll::Ready(None)
+            Poll::Pending => {
+                if self
+                    .closed_waker
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker()))
+                {
+                    // Registered with this task already: shutdown wakes it, and the flag
+                    // check above ends the stream.
+                    return Poll::Pending;
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                match self.closed.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.ended = true;
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => {
+                        self.closed_waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }
         }
     }
 
