@@ -150,6 +150,46 @@ async fn a_full_queue_holds_the_publisher_back_until_the_consumer_reads() {
     }
 }
 
+/// The queue wakes one waiting publisher as it stops being full, and each woken publisher
+/// passes the wake-up on while there is room: none is left waiting with room free.
+#[tokio::test]
+async fn every_publisher_waiting_on_a_full_queue_gets_through() {
+    let broker = connected(MemoryConfig::default().with_queue_capacity(2)).await;
+    let mut sub = broker.subscribe("crowd").await.unwrap();
+    let publishers: Vec<_> = (0..4u8)
+        .map(|p| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                for i in 0..5u8 {
+                    broker
+                        .publish(OutgoingMessage::new("crowd", &[p, i]))
+                        .await
+                        .expect("room comes before the publish timeout");
+                }
+            })
+        })
+        .collect();
+    let mut received = Vec::new();
+    for _ in 0..20 {
+        let message = next(&mut sub).await;
+        received.push(message.payload().to_vec());
+        message.ack().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    for publisher in publishers {
+        tokio::time::timeout(WAIT, publisher)
+            .await
+            .expect("every publisher finishes")
+            .unwrap();
+    }
+    received.sort();
+    let expected: Vec<Vec<u8>> = (0..4u8)
+        .flat_map(|p| (0..5u8).map(move |i| vec![p, i]))
+        .collect();
+    assert_eq!(received, expected, "each message once, none lost");
+    assert!(nothing_within(&mut sub, Duration::from_millis(50)).await);
+}
+
 #[tokio::test]
 async fn a_queue_that_stays_full_fails_the_publish_clearly() {
     let config = MemoryConfig::default()
