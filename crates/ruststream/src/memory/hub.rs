@@ -172,8 +172,8 @@ impl Hub {
 
     /// Validates `msg`'s name, copies it into an envelope and delivers it to every
     /// matching queue with room, without waiting: the whole publish, unless a queue is
-    /// full ([`deliver_when_room`](Self::deliver_when_room) does the rest). Kept out of the `async` part so the common case
-    /// builds no future state.
+    /// full ([`deliver_when_room`](Self::deliver_when_room) does the rest). Not `async`,
+    /// so the common case builds no future state.
     pub(crate) fn deliver(
         &self,
         msg: &OutgoingMessage<'_>,

@@ -221,16 +221,24 @@ impl DeliveryQueue {
         let len = state.ready.len();
         let delivery = state.ready.pop_front()?;
         drop(state);
-        // Publishers wait only on a full queue: wake one as it stops being full (the
-        // woken publisher passes the wake-up on, see `push`).
-        if len == self.capacity && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+        self.wake_after_taking(len, 1, counted);
+        Some(delivery)
+    }
+
+    /// The wake-ups owed after `taken` deliveries left a queue of `len`. Publishers wait
+    /// only on a full queue: wake one as it stops being full (the woken publisher passes
+    /// the wake-up on, see `push`). A consumer woken for a backlog hands the wake-up on,
+    /// so a second waiting consumer sees what remains.
+    fn wake_after_taking(&self, len: usize, taken: usize, counted: bool) {
+        if len >= self.capacity
+            && len - taken < self.capacity
+            && self.waiting_publishers.load(Ordering::SeqCst) > 0
+        {
             self.writable.notify_one();
         }
-        // Hand the wake-up on, so a second waiting consumer sees the backlog too.
-        if len > 1 && self.waiting_consumers.load(Ordering::SeqCst) > usize::from(counted) {
+        if len > taken && self.waiting_consumers.load(Ordering::SeqCst) > usize::from(counted) {
             self.readable.notify_one();
         }
-        Some(delivery)
     }
 
     /// The next delivery if one is ready; `Err(())` once the queue is closed or `stop` is set.
@@ -262,9 +270,7 @@ impl DeliveryQueue {
         buffer.extend(state.ready.drain(..extra));
         self.prefetched.fetch_add(extra, Ordering::AcqRel);
         drop(state);
-        if len >= self.capacity && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
-            self.writable.notify_one();
-        }
+        self.wake_after_taking(len, 1 + extra, false);
         Ok(first)
     }
 

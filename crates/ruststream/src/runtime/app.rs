@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use super::intake::Intake;
 
 use super::dispatch::RouteContext;
+use super::intake::Intake;
 use super::message::StateMap;
 use super::middleware::{BoxedLayer, BoxedPublishLayer, LayeredPublisher};
 use super::observe::{Observer, Observers};
@@ -587,12 +585,12 @@ impl App {
             connected.push(broker);
         }
         // A `Stop` policy stops intake at once, before the app shuts down.
-        let stop_app = CancellationToken::new();
+        let stop_app = Intake::new();
         let ctx = RouteContext {
             prefix: String::new(),
             format: self.format,
             state: Arc::new(self.state),
-            intake: Intake::child_of(&stop_app),
+            intake: stop_app.child(),
             stop_app,
             observers: Arc::clone(&observers),
             layers: self.layers.into(),
@@ -716,7 +714,7 @@ async fn close_all(brokers: &[Box<dyn MountedBroker>]) -> Option<AppError> {
 pub struct RunningApp {
     info: AppInfo,
     intake: Intake,
-    stop_app: CancellationToken,
+    stop_app: Intake,
     tasks: Vec<JoinHandle<()>>,
     brokers: Vec<Box<dyn MountedBroker>>,
     on_shutdown: Vec<Hook>,

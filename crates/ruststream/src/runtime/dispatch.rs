@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
 use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::WaitForCancellationFuture;
 use tracing::Instrument as _;
 
 use super::health::Flag;
@@ -63,8 +63,8 @@ pub(crate) struct RouteContext {
     pub(crate) state: Arc<StateMap>,
     /// Cancelled when intake must stop (shutdown).
     pub(crate) intake: Intake,
-    /// Cancelled by a `Stop` policy to ask the app to shut down.
-    pub(crate) stop_app: CancellationToken,
+    /// Cancelled by a `Stop` policy to ask the app to shut down; `intake` is its child.
+    pub(crate) stop_app: Intake,
     pub(crate) observers: Arc<Observers>,
     /// Router and app layers, innermost first.
     pub(crate) layers: Arc<[BoxedLayer]>,
@@ -168,7 +168,6 @@ where
         scope,
         options,
         stop_app: ctx.stop_app,
-        intake: ctx.intake.clone(),
         observers: ctx.observers,
         publisher: ctx.publisher,
     };
@@ -196,9 +195,7 @@ pub(crate) struct Worker<B, H> {
     pub(crate) handler: H,
     pub(crate) scope: Scope,
     pub(crate) options: SubscriberOptions,
-    stop_app: CancellationToken,
-    /// Stopped with `stop_app` by a `Stop` policy (its flag is what the loops check).
-    intake: Intake,
+    stop_app: Intake,
     observers: Arc<Observers>,
     publisher: Option<Arc<LayeredPublisher>>,
 }
@@ -470,12 +467,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
             && self.observers.is_empty()
             && !tracing::level_enabled!(tracing::Level::DEBUG)
         {
-            let outcome = {
-                let view = Message::of(&message, &self.scope);
-                AssertUnwindSafe(self.handler.call(view, &mut slot.reply))
-                    .catch_unwind()
-                    .await
-            };
+            let outcome = self.call_handler(&message, &mut slot.reply).await;
             if let Ok(Outcome(Kind::Settle(HandlerResult::Ack))) = outcome {
                 if let Err(error) = message.ack().await {
                     self.ack_failed(&error);
@@ -485,6 +477,16 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
             return self.conclude(message, outcome, slot).await;
         }
         self.process_in_full(message, slot, intake).await
+    }
+
+    /// The handler's call on `message`, a panic caught. A plain function returning the
+    /// future, so the hot path gets no extra state machine.
+    fn call_handler<'a, M: IncomingMessage>(
+        &'a self,
+        message: &'a M,
+        reply: &'a mut ReplyBuffer,
+    ) -> impl Future<Output = std::thread::Result<Outcome>> + 'a {
+        AssertUnwindSafe(self.handler.call(Message::of(message, &self.scope), reply)).catch_unwind()
     }
 
     /// [`process`](Self::process) with retry-copy headers, observers and the span.
@@ -519,12 +521,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
             self.observers.received(&Message::of(&message, &self.scope));
             Instant::now()
         });
-        let outcome = {
-            let view = Message::of(&message, &self.scope);
-            AssertUnwindSafe(self.handler.call(view, &mut slot.reply))
-                .catch_unwind()
-                .await
-        };
+        let outcome = self.call_handler(&message, &mut slot.reply).await;
         if let Some(started) = observed {
             let view = Message::of(&message, &self.scope);
             let elapsed = started.elapsed();
@@ -661,7 +658,6 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             FailurePolicy::DeadLetter => self.dead_letter(message, reason).await,
             FailurePolicy::Stop => {
                 tracing::error!(handler = %self.scope.handler, %reason, "stopping the service, as the failure policy says; the message is left for redelivery");
-                self.intake.cancel();
                 self.stop_app.cancel();
                 self.observe(&message, Settlement::LeftUnsettled);
                 drop(message);

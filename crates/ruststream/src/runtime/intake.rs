@@ -5,25 +5,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-/// Stops intake: a token to wait on while a subscription is idle, and a flag for the check
-/// made before every message (one atomic load; `CancellationToken::is_cancelled` takes a
-/// lock, which is a tenth of the runtime's per-message budget).
+/// Stops intake: a token to wait on while a subscription is idle, and flags for the check
+/// made before every message (an atomic load per level; `CancellationToken::is_cancelled`
+/// takes a lock, which is a tenth of the runtime's per-message budget).
+///
+/// Intakes form a tree like their tokens: cancelling one stops it and everything made
+/// from it with [`child`](Self::child), never its parent.
 #[derive(Debug, Clone)]
 pub(crate) struct Intake {
     token: CancellationToken,
-    stopped: Arc<AtomicBool>,
-    /// The flag of the intake this one was made from ([`child`](Self::child)).
-    parent: Option<Arc<AtomicBool>>,
+    flag: Arc<Flag>,
+}
+
+#[derive(Debug, Default)]
+struct Flag {
+    stopped: AtomicBool,
+    parent: Option<Arc<Flag>>,
+}
+
+impl Flag {
+    fn is_set(&self) -> bool {
+        self.stopped.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_set())
+    }
 }
 
 impl Intake {
-    /// An intake whose token is a child of `token`. Cancelling `token` alone wakes the
-    /// waiters but does not set the flag: whoever cancels it cancels this intake too.
-    pub(crate) fn child_of(token: &CancellationToken) -> Self {
+    /// A root intake.
+    pub(crate) fn new() -> Self {
         Self {
-            token: token.child_token(),
-            stopped: Arc::new(AtomicBool::new(false)),
-            parent: None,
+            token: CancellationToken::new(),
+            flag: Arc::default(),
         }
     }
 
@@ -31,25 +42,23 @@ impl Intake {
     pub(crate) fn child(&self) -> Self {
         Self {
             token: self.token.child_token(),
-            stopped: Arc::new(AtomicBool::new(false)),
-            parent: Some(Arc::clone(&self.stopped)),
+            flag: Arc::new(Flag {
+                stopped: AtomicBool::new(false),
+                parent: Some(Arc::clone(&self.flag)),
+            }),
         }
     }
 
-    /// Stops intake: the flag first, so a check after a waiter wakes sees it.
+    /// Stops intake: the flag first, so a waiter woken by the token sees it.
     pub(crate) fn cancel(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.flag.stopped.store(true, Ordering::Release);
         self.token.cancel();
     }
 
-    /// Whether intake has stopped.
+    /// Whether intake has stopped, here or in an ancestor.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-            || self
-                .parent
-                .as_ref()
-                .is_some_and(|parent| parent.load(Ordering::Acquire))
+        self.flag.is_set()
     }
 
     /// Completes once intake stops.
@@ -60,22 +69,21 @@ impl Intake {
 
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt as _;
+
     use super::*;
 
     #[test]
-    fn a_child_stops_with_its_parent_and_alone() {
-        let root = CancellationToken::new();
-        let intake = Intake::child_of(&root);
-        let child = intake.child();
-        assert!(!intake.is_cancelled() && !child.is_cancelled());
-        child.cancel();
-        assert!(child.is_cancelled() && !intake.is_cancelled());
-        let other = intake.child();
-        intake.cancel();
-        assert!(intake.is_cancelled() && other.is_cancelled());
+    fn cancelling_stops_the_intake_and_its_descendants_only() {
+        let root = Intake::new();
+        let route = root.child();
+        let worker = route.child();
+        assert!(!route.is_cancelled() && !worker.is_cancelled());
+        worker.cancel();
+        assert!(worker.is_cancelled() && !route.is_cancelled() && !root.is_cancelled());
+        let other = route.child();
+        root.cancel();
+        assert!(route.is_cancelled() && other.is_cancelled());
         assert!(other.cancelled().now_or_never().is_some());
-        assert!(!root.is_cancelled(), "a child never stops its parent");
     }
-
-    use futures::FutureExt as _;
 }
