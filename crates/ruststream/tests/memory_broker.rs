@@ -190,6 +190,54 @@ async fn every_publisher_waiting_on_a_full_queue_gets_through() {
     assert!(nothing_within(&mut sub, Duration::from_millis(50)).await);
 }
 
+/// A fan-out subscriber takes every ready message at once; those it holds still count
+/// against the queue's capacity, so the bound holds, and handing them out makes room.
+#[tokio::test]
+async fn messages_taken_ahead_count_against_the_capacity() {
+    let broker = connected(MemoryConfig::default().with_queue_capacity(4)).await;
+    let mut sub = broker.subscribe("ahead").await.unwrap();
+    for i in 0..4u8 {
+        broker
+            .publish(OutgoingMessage::new("ahead", &[i]))
+            .await
+            .unwrap();
+    }
+    // Takes all four ahead and hands out the first: three held, one place free.
+    let first = next(&mut sub).await;
+    assert_eq!(first.payload(), &[0]);
+    first.ack().await.unwrap();
+    broker
+        .publish(OutgoingMessage::new("ahead", &[4]))
+        .await
+        .unwrap();
+    let waiting = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            broker
+                .publish(OutgoingMessage::new("ahead", &[5]))
+                .await
+                .expect("room comes once a held message is handed out")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiting.is_finished(),
+        "three held and one queued fill a queue of four"
+    );
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        let message = next(&mut sub).await;
+        received.push(message.payload()[0]);
+        message.ack().await.unwrap();
+    }
+    tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("the waiting publisher gets through")
+        .unwrap();
+    assert_eq!(received, [1, 2, 3, 4, 5], "in publish order, none lost");
+    assert!(nothing_within(&mut sub, Duration::from_millis(50)).await);
+}
+
 #[tokio::test]
 async fn a_queue_that_stays_full_fails_the_publish_clearly() {
     let config = MemoryConfig::default()

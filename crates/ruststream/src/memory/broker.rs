@@ -158,7 +158,7 @@ impl MemoryBroker {
             .validate_name(msg.name())
             .map_err(MemoryError::InvalidName)?;
         self.check_size(msg)?;
-        Ok(self.hub.pool.envelope(msg))
+        Ok(self.hub.pool.envelope(msg, None))
     }
 
     pub(crate) fn commit(&self, envelopes: Vec<Arc<Envelope>>) -> Result<(), MemoryError> {
@@ -210,7 +210,7 @@ impl Publisher for MemoryBroker {
         // Inlined `Hub::publish`: one future less on the hot path.
         match self.hub.deliver(&msg)? {
             None => Ok(()),
-            Some(full) => self.hub.deliver_when_room(full, msg.name()).await,
+            Some(full) => self.hub.deliver_when_room(full).await,
         }
     }
 }

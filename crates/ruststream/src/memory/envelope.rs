@@ -1,14 +1,20 @@
 //! The stored form of a published message, and the pool that recycles it so the steady
 //! publish-deliver-ack path allocates nothing.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::{Headers, OutgoingMessage};
 
 /// A published message as stored: shared by every subscription it reaches.
 #[derive(Debug, Default)]
 pub(crate) struct Envelope {
-    pub(crate) name: String,
+    /// The name, when it was copied (see `shared_name`).
+    name: String,
+    /// The name as the literal route that received it spells it: shared rather than
+    /// copied, the common case (and a recycled envelope usually holds the same one).
+    shared_name: Option<Arc<str>>,
     pub(crate) payload: Vec<u8>,
     pub(crate) headers: Headers,
     key: Option<Vec<u8>>,
@@ -18,6 +24,7 @@ pub(crate) struct Envelope {
 /// What an emptied [`MemoryMessage`](super::MemoryMessage) reads (never reached in practice).
 pub(crate) static EMPTY_ENVELOPE: Envelope = Envelope {
     name: String::new(),
+    shared_name: None,
     payload: Vec::new(),
     headers: Headers::new(),
     key: None,
@@ -25,11 +32,26 @@ pub(crate) static EMPTY_ENVELOPE: Envelope = Envelope {
 };
 
 impl Envelope {
-    /// Overwrites this envelope with `msg`, reusing its buffers.
-    #[inline]
-    fn fill(&mut self, msg: &OutgoingMessage<'_>) {
-        self.name.clear();
-        self.name.push_str(msg.name());
+    /// Overwrites this envelope with `msg`, reusing its buffers. `shared_name`, if given,
+    /// is `msg`'s name.
+    #[inline(always)]
+    fn fill(&mut self, msg: &OutgoingMessage<'_>, shared_name: Option<&Arc<str>>) {
+        match shared_name {
+            Some(shared) => {
+                let same = self
+                    .shared_name
+                    .as_ref()
+                    .is_some_and(|n| Arc::ptr_eq(n, shared));
+                if !same {
+                    self.shared_name = Some(Arc::clone(shared));
+                }
+            }
+            None => {
+                self.shared_name = None;
+                self.name.clear();
+                self.name.push_str(msg.name());
+            }
+        }
         self.payload.clear();
         self.payload.extend_from_slice(msg.payload());
         // Most messages carry no headers, key or reply-to: skip the clones then.
@@ -42,6 +64,12 @@ impl Envelope {
         if self.reply_to.is_some() || msg.reply_to().is_some() {
             self.reply_to = msg.reply_to().map(str::to_owned);
         }
+    }
+
+    /// The name it was published to.
+    #[inline]
+    pub(crate) fn name(&self) -> &str {
+        self.shared_name.as_deref().unwrap_or(&self.name)
     }
 
     #[inline]
@@ -74,20 +102,21 @@ impl EnvelopePool {
         }
     }
 
-    /// An envelope holding a copy of `msg`: a recycled one when available.
-    #[inline]
-    pub(crate) fn envelope(&self, msg: &OutgoingMessage<'_>) -> Arc<Envelope> {
-        let recycled = self
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+    /// An envelope holding a copy of `msg` (sharing `shared_name`, `msg`'s name, if
+    /// given): a recycled one when available.
+    #[inline(always)]
+    pub(crate) fn envelope(
+        &self,
+        msg: &OutgoingMessage<'_>,
+        shared_name: Option<&Arc<str>>,
+    ) -> Arc<Envelope> {
+        let recycled = self.free.lock().pop();
         let mut envelope = recycled.unwrap_or_default();
         match Arc::get_mut(&mut envelope) {
-            Some(unique) => unique.fill(msg),
+            Some(unique) => unique.fill(msg, shared_name),
             None => {
                 let mut fresh = Envelope::default();
-                fresh.fill(msg);
+                fresh.fill(msg, shared_name);
                 envelope = Arc::new(fresh);
             }
         }
@@ -95,7 +124,7 @@ impl EnvelopePool {
     }
 
     /// Takes back an envelope if this was its last reference.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn recycle(&self, envelope: Arc<Envelope>) {
         // No `Weak` to an envelope is ever made, so one strong reference means ours alone.
         if Arc::strong_count(&envelope) != 1 {
@@ -104,7 +133,7 @@ impl EnvelopePool {
         if envelope.payload.capacity() > LARGEST_POOLED_PAYLOAD {
             return;
         }
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut free = self.free.lock();
         if free.len() < self.limit {
             free.push(envelope);
         }

@@ -1,7 +1,9 @@
 //! The in-process "server": the route table shared by every connection.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::time::Instant;
 
@@ -24,7 +26,8 @@ pub(crate) enum RouteKey {
 
 struct Route {
     key: RouteKey,
-    pattern: Box<str>,
+    /// Shared with the envelopes published to it, when literal.
+    pattern: Arc<str>,
     /// No wildcard: matches only the name equal to the pattern.
     literal: bool,
     queue: Arc<DeliveryQueue>,
@@ -73,12 +76,13 @@ impl Hub {
         }
     }
 
+    #[inline(always)]
     fn read(&self) -> RwLockReadGuard<'_, Vec<Route>> {
-        self.routes.read().unwrap_or_else(PoisonError::into_inner)
+        self.routes.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Vec<Route>> {
-        self.routes.write().unwrap_or_else(PoisonError::into_inner)
+        self.routes.write()
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -174,15 +178,17 @@ impl Hub {
     /// matching queue with room, without waiting: the whole publish, unless a queue is
     /// full ([`deliver_when_room`](Self::deliver_when_room) does the rest). Not `async`,
     /// so the common case builds no future state.
+    #[inline(always)]
     pub(crate) fn deliver(
         &self,
         msg: &OutgoingMessage<'_>,
     ) -> Result<Option<FullQueues>, MemoryError> {
         let name = msg.name();
         let mut envelope: Option<Arc<Envelope>> = None;
-        // Full queues are rare: the first needs no allocation, a second one a Vec.
+        // Full queues are rare: the first needs no allocation, a second one a Vec (made
+        // only then, so the common case has no Vec to drop either).
         let mut first_full: Option<Arc<DeliveryQueue>> = None;
-        let mut more_full: Vec<Arc<DeliveryQueue>> = Vec::new();
+        let mut more_full: Option<Vec<Arc<DeliveryQueue>>> = None;
         {
             let routes = self.read();
             // A name equal to a literal route is valid (that pattern was validated); any
@@ -204,7 +210,10 @@ impl Hub {
                     }
                 }
                 valid = true;
-                let envelope = envelope.get_or_insert_with(|| self.pool.envelope(msg));
+                let envelope = envelope.get_or_insert_with(|| {
+                    self.pool
+                        .envelope(msg, route.literal.then_some(&route.pattern))
+                });
                 let delivery = Delivery {
                     envelope: Arc::clone(envelope),
                     redeliveries: 0,
@@ -212,7 +221,9 @@ impl Hub {
                 if let Err((PushError::Full, _)) = route.queue.try_push(delivery) {
                     match first_full {
                         None => first_full = Some(Arc::clone(&route.queue)),
-                        Some(_) => more_full.push(Arc::clone(&route.queue)),
+                        Some(_) => more_full
+                            .get_or_insert_with(Vec::new)
+                            .push(Arc::clone(&route.queue)),
                     }
                 }
             }
@@ -229,16 +240,12 @@ impl Hub {
         Ok(Some(FullQueues {
             envelope,
             first,
-            more: more_full,
+            more: more_full.unwrap_or_default(),
         }))
     }
 
     /// Waits for room in the queues that were full, up to the publish timeout.
-    pub(crate) async fn deliver_when_room(
-        &self,
-        full: FullQueues,
-        name: &str,
-    ) -> Result<(), MemoryError> {
+    pub(crate) async fn deliver_when_room(&self, full: FullQueues) -> Result<(), MemoryError> {
         let FullQueues {
             envelope,
             first,
@@ -252,7 +259,7 @@ impl Hub {
             };
             if let Err(PushError::Full) = queue.push(delivery, deadline).await {
                 return Err(MemoryError::Backpressure {
-                    name: name.to_owned(),
+                    name: envelope.name().to_owned(),
                     waited: self.config.publish_timeout,
                 });
             }
@@ -266,7 +273,7 @@ impl Hub {
         for envelope in envelopes {
             for route in routes
                 .iter()
-                .filter(|r| self.route_matches(r, &envelope.name))
+                .filter(|r| self.route_matches(r, envelope.name()))
             {
                 route.queue.push_unbounded(Delivery {
                     envelope: Arc::clone(&envelope),

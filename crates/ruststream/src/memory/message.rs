@@ -19,7 +19,8 @@ pub(crate) enum Redelivery {
 /// A message delivered by the memory broker.
 ///
 /// `nack(true)` puts it back at the front of its queue (a fan-out subscriber first hands
-/// out the few it has already taken ahead, at most 32); `nack_after(d)` does so after `d`;
+/// out what it has already taken ahead: every message that was ready when it last looked);
+/// `nack_after(d)` does so after `d`;
 /// a message dropped without settlement is redelivered too, so nothing in hand is lost
 /// when a handler task dies.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ impl MemoryMessage {
     }
 
     /// Settles for good: the envelope goes back to the pool if this was its last delivery.
-    #[inline]
+    #[inline(always)]
     fn finish(&mut self) {
         if let Some(delivery) = self.delivery.take() {
             self.queue.recycle(delivery.envelope);
@@ -60,7 +61,6 @@ impl MemoryMessage {
     }
 
     /// Settles by putting the message back, after `delay` if given.
-    #[inline]
     fn redeliver(&mut self, delay: Option<Duration>) {
         let Some(mut again) = self.delivery.take() else {
             return;
@@ -83,7 +83,10 @@ impl MemoryMessage {
 impl Drop for MemoryMessage {
     #[inline]
     fn drop(&mut self) {
-        self.redeliver(None);
+        // Settled messages (the common case) have nothing left to do: no call for them.
+        if self.delivery.is_some() {
+            self.redeliver(None);
+        }
     }
 }
 
@@ -128,7 +131,7 @@ impl IncomingMessage for MemoryMessage {
 
     #[inline]
     fn name(&self) -> Option<&str> {
-        self.delivery.as_ref().map(|d| d.envelope.name.as_str())
+        self.delivery.as_ref().map(|d| d.envelope.name())
     }
 
     #[inline]

@@ -6,13 +6,19 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::envelope::{Envelope, EnvelopePool};
+
+/// How many deliveries taken ahead a consumer hands out between two wake-ups of the
+/// publishers waiting for room.
+const ROOM_WAKE_EVERY: usize = 16;
 
 /// One delivery of an envelope to one queue.
 #[derive(Debug, Clone)]
@@ -44,7 +50,7 @@ pub(crate) struct DeliveryQueue {
     /// Redeliveries waiting for their delay.
     scheduled: AtomicUsize,
     /// Deliveries taken ahead by the subscriber (see [`take_ready`](Self::take_ready)),
-    /// not yet handed out: still backlog.
+    /// not yet handed out: still backlog, and still counted against the capacity.
     prefetched: AtomicUsize,
     /// Consumers and publishers about to wait or waiting: a wake-up is sent only when
     /// someone may need it. Each raises its count before looking at the state, so a change
@@ -53,9 +59,11 @@ pub(crate) struct DeliveryQueue {
     waiting_publishers: AtomicUsize,
 }
 
+// `parking_lot`: no poisoning (a panic while holding the lock leaves a consistent
+// VecDeque anyway), and a cheaper uncontended lock than `std`'s on this per-message path.
+#[inline]
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves a consistent VecDeque; keep going.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    mutex.lock()
 }
 
 impl std::fmt::Debug for DeliveryQueue {
@@ -133,14 +141,14 @@ impl DeliveryQueue {
     }
 
     /// Appends without waiting; gives the delivery back if the queue is full.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_push(&self, delivery: Delivery) -> Result<(), (PushError, Delivery)> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err((PushError::Closed, delivery));
         }
         let len = state.ready.len();
-        if len >= self.capacity {
+        if len + self.prefetched.load(Ordering::SeqCst) >= self.capacity {
             return Err((PushError::Full, delivery));
         }
         state.ready.push_back(delivery);
@@ -184,7 +192,7 @@ impl DeliveryQueue {
     }
 
     fn has_room(&self) -> bool {
-        lock(&self.state).ready.len() < self.capacity
+        lock(&self.state).ready.len() + self.prefetched.load(Ordering::SeqCst) < self.capacity
     }
 
     /// Appends regardless of the bound (transactions commit all or nothing).
@@ -221,22 +229,21 @@ impl DeliveryQueue {
         let len = state.ready.len();
         let delivery = state.ready.pop_front()?;
         drop(state);
-        self.wake_after_taking(len, 1, counted);
+        let occupied = len + self.prefetched.load(Ordering::SeqCst);
+        self.wake_after_taking(occupied, len - 1, counted);
         Some(delivery)
     }
 
-    /// The wake-ups owed after `taken` deliveries left a queue of `len`. Publishers wait
-    /// only on a full queue: wake one as it stops being full (the woken publisher passes
-    /// the wake-up on, see `push`). A consumer woken for a backlog hands the wake-up on,
-    /// so a second waiting consumer sees what remains.
-    fn wake_after_taking(&self, len: usize, taken: usize, counted: bool) {
-        if len >= self.capacity
-            && len - taken < self.capacity
-            && self.waiting_publishers.load(Ordering::SeqCst) > 0
-        {
+    /// The wake-ups owed after one delivery was handed out of a queue that held
+    /// `occupied` (ready and taken ahead), leaving `remaining` ready. Publishers wait only
+    /// on a full queue: wake one as it stops being full (the woken publisher passes the
+    /// wake-up on, see `push`). A consumer woken for a backlog hands the wake-up on, so a
+    /// second waiting consumer sees what remains.
+    fn wake_after_taking(&self, occupied: usize, remaining: usize, counted: bool) {
+        if occupied == self.capacity && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
             self.writable.notify_one();
         }
-        if len > taken && self.waiting_consumers.load(Ordering::SeqCst) > usize::from(counted) {
+        if remaining > 0 && self.waiting_consumers.load(Ordering::SeqCst) > usize::from(counted) {
             self.readable.notify_one();
         }
     }
@@ -246,43 +253,56 @@ impl DeliveryQueue {
         self.ready_or_stopped_as(stop, false)
     }
 
-    /// Like [`ready_or_stopped`](Self::ready_or_stopped), but also moves up to `ahead`
-    /// more ready deliveries into `buffer` under the same lock, for a consumer that is the
-    /// queue's only one (a fan-out subscription): one lock per batch, not per message.
-    /// They count as backlog until [`handed_out`](Self::handed_out).
+    /// Like [`ready_or_stopped`](Self::ready_or_stopped), but with `ahead` takes every
+    /// ready delivery at once, swapping the queue's storage with the empty `buffer`: for
+    /// a consumer that is the queue's only one (a fan-out subscription), one lock and no
+    /// copying per batch rather than a lock per message. Deliveries taken ahead count as
+    /// backlog and against the capacity until [`handed_out`](Self::handed_out), so the
+    /// bound still holds.
     #[inline]
     pub(crate) fn take_ready(
         &self,
         stop: &AtomicBool,
         buffer: &mut VecDeque<Delivery>,
-        ahead: usize,
+        ahead: bool,
     ) -> Result<Option<Delivery>, ()> {
+        debug_assert!(
+            buffer.is_empty(),
+            "taken ahead only once the buffer is empty"
+        );
         let mut state = lock(&self.state);
         if stop.load(Ordering::Acquire) || state.closed {
             return Err(());
         }
-        let extra = ahead.min(state.ready.len().saturating_sub(1));
-        if extra == 0 {
+        let len = state.ready.len();
+        if !ahead || len < 2 {
             return Ok(self.take_front(state, false));
         }
-        let len = state.ready.len();
-        let first = state.ready.pop_front();
-        buffer.extend(state.ready.drain(..extra));
-        self.prefetched.fetch_add(extra, Ordering::AcqRel);
+        std::mem::swap(&mut state.ready, buffer);
+        let before = self.prefetched.fetch_add(len - 1, Ordering::SeqCst);
         drop(state);
-        self.wake_after_taking(len, 1 + extra, false);
-        Ok(first)
+        // The room grew by the one handed out, as with a single take.
+        self.wake_after_taking(len + before, 0, false);
+        Ok(buffer.pop_front())
     }
 
     /// A delivery taken ahead leaves the backlog: it is being handed to the consumer.
+    /// Publishers waiting for room are woken every [`ROOM_WAKE_EVERY`] hand-outs, and at
+    /// each of the last ones: without the lock the exact moment the queue stops being full
+    /// is not known, and a wake-up per message would cost more than the message.
     #[inline]
     pub(crate) fn handed_out(&self) {
-        self.prefetched.fetch_sub(1, Ordering::AcqRel);
+        let left = self.prefetched.fetch_sub(1, Ordering::SeqCst) - 1;
+        let due = left < ROOM_WAKE_EVERY || left.is_multiple_of(ROOM_WAKE_EVERY);
+        if due && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+            self.writable.notify_one();
+        }
     }
 
     /// Deliveries taken ahead that will never be handed out (their subscriber is gone).
     pub(crate) fn forget_prefetched(&self, count: usize) {
-        self.prefetched.fetch_sub(count, Ordering::AcqRel);
+        self.prefetched.fetch_sub(count, Ordering::SeqCst);
+        self.writable.notify_waiters();
     }
 
     fn ready_or_stopped_as(

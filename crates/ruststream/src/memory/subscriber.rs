@@ -24,8 +24,8 @@ pub struct MemorySubscriber {
     /// Deliveries taken from the queue ahead of time (fan-out subscriptions only: a group
     /// shares its queue, and taking ahead would starve the other members).
     buffer: VecDeque<Delivery>,
-    /// How many deliveries to take ahead at most: [`PREFETCH`] or 0.
-    ahead: usize,
+    /// Whether to take every ready delivery at once (see `DeliveryQueue::take_ready`).
+    ahead: bool,
     redelivery: Redelivery,
     /// The wait for a delivery that was not ready, kept between polls (and between
     /// streams, so a dropped stream loses nothing); its allocation is reused.
@@ -42,10 +42,6 @@ impl std::fmt::Debug for MemorySubscriber {
     }
 }
 
-/// How many ready deliveries a fan-out subscription takes from its queue at once, beyond
-/// the one it hands out: the queue's lock is then taken once per batch, not per message.
-const PREFETCH: usize = 32;
-
 /// Waits for the slot's next delivery; one future type, so its box is reused.
 async fn wait_for_delivery(slot: Arc<SubscriberSlot>) -> Option<Delivery> {
     slot.queue.pop(&slot.stop).await
@@ -54,10 +50,7 @@ async fn wait_for_delivery(slot: Arc<SubscriberSlot>) -> Option<Delivery> {
 impl MemorySubscriber {
     pub(crate) fn new(slot: Arc<SubscriberSlot>, redelivery: Redelivery) -> Self {
         let wait = ReusableBoxFuture::new(wait_for_delivery(Arc::clone(&slot)));
-        let ahead = match slot.key {
-            RouteKey::FanOut(_) => PREFETCH,
-            RouteKey::Group { .. } => 0,
-        };
+        let ahead = matches!(slot.key, RouteKey::FanOut(_));
         Self {
             buffer: VecDeque::new(),
             ahead,

@@ -1,16 +1,17 @@
 //! [`Intake`]: whether a subscription may take more messages.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-/// Stops intake: a token to wait on while a subscription is idle, and flags for the check
-/// made before every message (an atomic load per level; `CancellationToken::is_cancelled`
-/// takes a lock, which is a tenth of the runtime's per-message budget).
+/// Stops intake: a token to wait on while a subscription is idle, and a flag for the check
+/// made before every message (one atomic load; `CancellationToken::is_cancelled` takes a
+/// lock, which is a tenth of the runtime's per-message budget).
 ///
 /// Intakes form a tree like their tokens: cancelling one stops it and everything made
-/// from it with [`child`](Self::child), never its parent.
+/// from it with [`child`](Self::child), never its parent. Cancelling sets the flags of
+/// the whole subtree, so a check never walks up the tree.
 #[derive(Debug, Clone)]
 pub(crate) struct Intake {
     token: CancellationToken,
@@ -20,13 +21,22 @@ pub(crate) struct Intake {
 #[derive(Debug, Default)]
 struct Flag {
     stopped: AtomicBool,
-    parent: Option<Arc<Flag>>,
+    /// The flags of the intakes made from this one, set with it.
+    children: Mutex<Vec<Weak<Flag>>>,
 }
 
 impl Flag {
-    fn is_set(&self) -> bool {
-        self.stopped.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_set())
+    fn set(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let children = std::mem::take(&mut *lock(&self.children));
+        for child in children.iter().filter_map(Weak::upgrade) {
+            child.set();
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Intake {
@@ -40,25 +50,35 @@ impl Intake {
 
     /// An intake stopped with this one, or on its own.
     pub(crate) fn child(&self) -> Self {
+        let flag = Arc::new(Flag::default());
+        {
+            let mut children = lock(&self.flag.children);
+            // Checked under the lock `set` takes, so a child is either registered before
+            // the parent is stopped or sees it stopped.
+            if self.flag.stopped.load(Ordering::Acquire) {
+                flag.stopped.store(true, Ordering::Release);
+            } else {
+                // Children of a long-lived intake come and go (one per resubscription).
+                children.retain(|child| child.strong_count() > 0);
+                children.push(Arc::downgrade(&flag));
+            }
+        }
         Self {
             token: self.token.child_token(),
-            flag: Arc::new(Flag {
-                stopped: AtomicBool::new(false),
-                parent: Some(Arc::clone(&self.flag)),
-            }),
+            flag,
         }
     }
 
-    /// Stops intake: the flag first, so a waiter woken by the token sees it.
+    /// Stops intake: the flags first, so a waiter woken by the token sees them.
     pub(crate) fn cancel(&self) {
-        self.flag.stopped.store(true, Ordering::Release);
+        self.flag.set();
         self.token.cancel();
     }
 
     /// Whether intake has stopped, here or in an ancestor.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.flag.is_set()
+        self.flag.stopped.load(Ordering::Acquire)
     }
 
     /// Completes once intake stops.

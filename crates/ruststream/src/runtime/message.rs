@@ -60,34 +60,57 @@ pub(crate) struct Scope {
 pub struct Message<'a> {
     payload: &'a [u8],
     headers: &'a Headers,
-    name: Option<&'a str>,
-    reply_to: Option<&'a str>,
-    redelivery_count: Option<u32>,
-    partition_key: Option<&'a [u8]>,
+    /// The rest is read from the delivery only when asked: most handlers never do.
+    delivery: &'a dyn Delivered,
     scope: &'a Scope,
+}
+
+/// The metadata of a delivery, behind a vtable so a [`Message`] stays small and cheap to
+/// make whatever the broker.
+trait Delivered: Sync {
+    fn name(&self) -> Option<&str>;
+    fn reply_to(&self) -> Option<&str>;
+    fn redelivery_count(&self) -> Option<u32>;
+    fn partition_key(&self) -> Option<&[u8]>;
+}
+
+impl<M: IncomingMessage> Delivered for M {
+    fn name(&self) -> Option<&str> {
+        IncomingMessage::name(self)
+    }
+
+    fn reply_to(&self) -> Option<&str> {
+        IncomingMessage::reply_to(self)
+    }
+
+    fn redelivery_count(&self) -> Option<u32> {
+        IncomingMessage::redelivery_count(self)
+    }
+
+    fn partition_key(&self) -> Option<&[u8]> {
+        IncomingMessage::partition_key(self)
+    }
 }
 
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")
             .field("handler", &self.scope.handler)
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("payload_len", &self.payload.len())
             .field("headers", self.headers)
-            .field("redelivery_count", &self.redelivery_count)
+            .field("redelivery_count", &self.redelivery_count())
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> Message<'a> {
+    #[inline]
     pub(crate) fn of<M: IncomingMessage>(message: &'a M, scope: &'a Scope) -> Self {
         Self {
             payload: message.payload(),
             headers: message.headers(),
-            name: message.name(),
-            reply_to: message.reply_to(),
-            redelivery_count: message.redelivery_count(),
-            partition_key: message.partition_key(),
+            delivery: message,
             scope,
         }
     }
@@ -104,12 +127,12 @@ impl<'a> Message<'a> {
 
     /// The concrete name the message was published to, when the broker says.
     pub fn name(&self) -> Option<&'a str> {
-        self.name
+        self.delivery.name()
     }
 
     /// Where a reply should go (request-reply).
     pub fn reply_to(&self) -> Option<&'a str> {
-        self.reply_to
+        self.delivery.reply_to()
     }
 
     /// The `correlation-id` header, if it is text.
@@ -119,18 +142,18 @@ impl<'a> Message<'a> {
 
     /// The partition key, when the broker carries one.
     pub fn partition_key(&self) -> Option<&'a [u8]> {
-        self.partition_key
+        self.delivery.partition_key()
     }
 
     /// Deliveries before this one, when the broker counts them.
     pub fn redelivery_count(&self) -> Option<u32> {
-        self.redelivery_count
+        self.delivery.redelivery_count()
     }
 
     /// This delivery's attempt number, from 1: the broker's redelivery count, or the
     /// attempt header of a copy the runtime republished, or 1.
     pub fn attempt(&self) -> u32 {
-        attempt_of(self.redelivery_count, self.headers)
+        attempt_of(self.redelivery_count(), self.headers)
     }
 
     /// The name of the handler this message was delivered to.
