@@ -127,7 +127,9 @@ impl NatsSubscriber {
         self.poll_source(cx)
     }
 
-    /// The next message from the subscription itself.
+    /// The next message from the subscription itself. Inlined into `poll_message`: one
+    /// call per message, not two.
+    #[inline]
     fn poll_source(
         &mut self,
         cx: &mut Context<'_>,
@@ -136,55 +138,57 @@ impl NatsSubscriber {
             self.ended = true;
             return Poll::Ready(None);
         }
-        let polled = match &mut self.source {
+        // A message is returned straight from its arm: no intermediate `Poll` to move.
+        let ended = match &mut self.source {
             Source::Core(subscription) => match subscription.poll_next_unpin(cx) {
-                Poll::Ready(Some(message)) => Poll::Ready(Some(Ok(NatsMessage::core(message)))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(message)) => {
+                    return Poll::Ready(Some(Ok(NatsMessage::core(message))));
+                }
+                Poll::Ready(None) => true,
+                Poll::Pending => false,
             },
             Source::JetStream { messages, settler } => match messages.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(message))) => Poll::Ready(Some(
-                    NatsMessage::jetstream(message, Arc::clone(settler)).map_err(|reason| {
-                        NatsError::Receive {
-                            subject: self.subject.clone(),
-                            reason,
-                        }
-                    }),
-                )),
-                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(NatsError::Receive {
-                    subject: self.subject.clone(),
-                    reason: error.to_string(),
-                }))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(message))) => {
+                    return Poll::Ready(Some(
+                        NatsMessage::jetstream(message, Arc::clone(settler)).map_err(|reason| {
+                            NatsError::Receive {
+                                subject: self.subject.clone(),
+                                reason,
+                            }
+                        }),
+                    ));
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    return Poll::Ready(Some(Err(NatsError::Receive {
+                        subject: self.subject.clone(),
+                        reason: error.to_string(),
+                    })));
+                }
+                Poll::Ready(None) => true,
+                Poll::Pending => false,
             },
         };
-        match polled {
-            Poll::Ready(None) => {
+        if ended {
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        if self
+            .closed_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            // Registered with this task already: shutdown wakes it, and the flag check
+            // above ends the stream.
+            return Poll::Pending;
+        }
+        match self.closed.as_mut().poll(cx) {
+            Poll::Ready(()) => {
                 self.ended = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(item) => Poll::Ready(item),
             Poll::Pending => {
-                if self
-                    .closed_waker
-                    .as_ref()
-                    .is_some_and(|waker| waker.will_wake(cx.waker()))
-                {
-                    // Registered with this task already: shutdown wakes it, and the flag
-                    // check above ends the stream.
-                    return Poll::Pending;
-                }
-                match self.closed.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        self.ended = true;
-                        Poll::Ready(None)
-                    }
-                    Poll::Pending => {
-                        self.closed_waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
+                self.closed_waker = Some(cx.waker().clone());
+                Poll::Pending
             }
         }
     }

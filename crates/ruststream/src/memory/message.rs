@@ -1,6 +1,8 @@
 //! [`MemoryMessage`] and the shared [`Envelope`] it reads from.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use super::envelope::{EMPTY_ENVELOPE, Envelope};
@@ -105,9 +107,13 @@ impl IncomingMessage for MemoryMessage {
     }
 
     #[inline]
-    async fn ack(mut self) -> Result<(), AckError> {
-        self.finish();
-        Ok(())
+    fn ack(mut self) -> impl Future<Output = Result<(), AckError>> + Send {
+        // A plain poll function rather than an `async` body: no state to switch on, small
+        // enough to inline into the runtime's loop. Still lazy: settled when polled.
+        std::future::poll_fn(move |_| {
+            self.finish();
+            Poll::Ready(Ok(()))
+        })
     }
 
     async fn nack(mut self, requeue: bool) -> Result<(), AckError> {
