@@ -190,6 +190,16 @@ impl IncomingMessage for NatsMessage {
         &self.headers
     }
 
+    /// Core: at once, there is nothing to confirm. JetStream: gives the message back for
+    /// [`ack`](IncomingMessage::ack), which waits for the server.
+    #[inline]
+    fn ack_now(self) -> Result<(), Self> {
+        if self.jetstream.is_some() {
+            return Err(self);
+        }
+        Ok(())
+    }
+
     /// JetStream: `+ACK`, confirmed by the server. Core: nothing to do.
     #[inline(always)]
     fn ack(self) -> impl Future<Output = Result<(), AckError>> + Send {
@@ -263,6 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn settling_a_core_message_succeeds_with_nothing_to_do() {
+        assert!(core_message().ack_now().is_ok(), "a core ack is local");
         assert!(core_message().ack().await.is_ok());
         assert!(core_message().nack(true).await.is_ok());
         assert!(core_message().nack(false).await.is_ok());

@@ -189,6 +189,7 @@
 //! | `ordering_is_kept_per_name` | 100 messages arrive in publish order |
 //! | `names_are_isolated` | a subscriber receives only its name's messages |
 //! | `ack_consumes` | an acked message is not redelivered, not even to a new group member |
+//! | `ack_now_consumes` | the same when settled with `ack_now` (or `ack`, where it gives the message back) |
 //! | `nack_requeue_redelivers` | `nack(true)` redelivers, with its headers; `redelivery_count()` (if `Some`) grows |
 //! | `nack_without_requeue_drops` | `nack(false)` does not redeliver, not even to a new group member |
 //! | `nack_after_honours_its_delay` | `nack_after(d)` redelivers, not before `d` (less a fifth) |

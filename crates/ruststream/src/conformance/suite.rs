@@ -178,6 +178,7 @@ impl<T: ConformanceTarget> Suite<T> {
             boxed(d::names_are_isolated::<T>),
         );
         self.add("ack_consumes", always, boxed(s::ack_consumes::<T>));
+        self.add("ack_now_consumes", always, boxed(s::ack_now_consumes::<T>));
         self.add(
             "nack_requeue_redelivers",
             |c| declared(c.redelivery, "redelivery"),

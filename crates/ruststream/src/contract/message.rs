@@ -31,6 +31,18 @@ pub trait IncomingMessage: Send + Sync + Sized {
     /// Confirms the message was handled; the broker will not deliver it again.
     fn ack(self) -> impl Future<Output = Result<(), AckError>> + Send;
 
+    /// Acks at once, without a future, where the broker's ack is local (an in-process
+    /// queue, or core NATS where there is nothing to confirm); gives the message back
+    /// (`Err`) where it must go through [`ack`](Self::ack).
+    ///
+    /// Defaults to giving it back. The runtime tries it first on its common path, so a
+    /// broker that overrides it acks without building, polling and dropping a future:
+    /// about a tenth of the runtime's own cost per message. `Ok` must mean exactly what a
+    /// successful `ack` means.
+    fn ack_now(self) -> Result<(), Self> {
+        Err(self)
+    }
+
     /// Rejects the message: `requeue = true` asks for redelivery, `false` drops it (or
     /// dead-letters it where the broker is configured to).
     fn nack(self, requeue: bool) -> impl Future<Output = Result<(), AckError>> + Send;

@@ -106,6 +106,13 @@ impl IncomingMessage for MemoryMessage {
         &self.envelope().headers
     }
 
+    /// Always at once: the queue is in this process.
+    #[inline]
+    fn ack_now(mut self) -> Result<(), Self> {
+        self.finish();
+        Ok(())
+    }
+
     #[inline]
     fn ack(mut self) -> impl Future<Output = Result<(), AckError>> + Send {
         // A plain poll function rather than an `async` body: no state to switch on, small

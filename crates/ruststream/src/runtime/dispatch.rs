@@ -362,7 +362,9 @@ macro_rules! process {
                     // An ack owns nothing: skip the outcome's drop glue, a tenth of the
                     // loop's own cost.
                     std::mem::forget(ack);
-                    if let Err(error) = message.ack().await {
+                    if let Err(message) = message.ack_now()
+                        && let Err(error) = message.ack().await
+                    {
                         $worker.ack_failed(&error);
                     }
                 }
@@ -896,7 +898,9 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
     }
 
     async fn ack_only<M: IncomingMessage>(&self, message: M) {
-        if let Err(error) = message.ack().await {
+        if let Err(message) = message.ack_now()
+            && let Err(error) = message.ack().await
+        {
             self.ack_failed(&error);
         }
     }

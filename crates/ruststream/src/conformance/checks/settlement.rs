@@ -54,6 +54,25 @@ async fn nothing_for_a_new_member<T: ConformanceTarget>(
 }
 
 pub(crate) async fn ack_consumes<T: ConformanceTarget>(ctx: Ctx<T>) -> Result<(), Failure> {
+    acked_message_is_consumed(ctx, Ack::Future).await
+}
+
+/// `ack_now` settles like `ack` when it says it did (and gives the message back for
+/// `ack` otherwise).
+pub(crate) async fn ack_now_consumes<T: ConformanceTarget>(ctx: Ctx<T>) -> Result<(), Failure> {
+    acked_message_is_consumed(ctx, Ack::Now).await
+}
+
+/// Which ack a check uses.
+enum Ack {
+    Future,
+    Now,
+}
+
+async fn acked_message_is_consumed<T: ConformanceTarget>(
+    ctx: Ctx<T>,
+    how: Ack,
+) -> Result<(), Failure> {
     let mut single = single(&ctx).await?;
     ctx.step("publish a message");
     ctx.publish(
@@ -62,9 +81,19 @@ pub(crate) async fn ack_consumes<T: ConformanceTarget>(ctx: Ctx<T>) -> Result<()
     )
     .await?;
 
-    ctx.step("receive and ack it");
     let message = single.inbox.expect_payload(b"ack me").await?;
-    ctx.ack(message).await?;
+    match how {
+        Ack::Future => {
+            ctx.step("receive and ack it");
+            ctx.ack(message).await?;
+        }
+        Ack::Now => {
+            ctx.step("receive it and ack_now (ack if given back)");
+            if let Err(message) = message.ack_now() {
+                ctx.ack(message).await?;
+            }
+        }
+    }
 
     ctx.step("the acked message is not delivered again");
     single
