@@ -238,6 +238,51 @@ async fn messages_taken_ahead_count_against_the_capacity() {
     assert!(nothing_within(&mut sub, Duration::from_millis(50)).await);
 }
 
+/// Publishers on other threads keep a small queue full while its fan-out subscriber takes
+/// messages ahead in batches: every wake-up for room arrives (no publish times out) and
+/// every message arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_publishers_and_a_batching_subscriber_lose_nothing() {
+    const PUBLISHERS: u16 = 4;
+    const EACH: u16 = 2_000;
+    let config = MemoryConfig::default()
+        .with_queue_capacity(8)
+        .with_publish_timeout(WAIT);
+    let broker = connected(config).await;
+    let mut sub = broker.subscribe("busy").await.unwrap();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let body = [p.to_be_bytes(), i.to_be_bytes()].concat();
+                    broker
+                        .publish(OutgoingMessage::new("busy", &body))
+                        .await
+                        .expect("room comes before the publish timeout");
+                }
+            })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..usize::from(PUBLISHERS * EACH) {
+        let message = next(&mut sub).await;
+        assert!(seen.insert(message.payload().to_vec()), "delivered twice");
+        message.ack().await.unwrap();
+        if n % 97 == 0 {
+            tokio::task::yield_now().await; // let the publishers refill meanwhile
+        }
+    }
+    for publisher in publishers {
+        tokio::time::timeout(WAIT, publisher)
+            .await
+            .expect("every publisher finishes")
+            .unwrap();
+    }
+    assert_eq!(seen.len(), usize::from(PUBLISHERS * EACH));
+    assert!(nothing_within(&mut sub, Duration::from_millis(50)).await);
+}
+
 #[tokio::test]
 async fn a_queue_that_stays_full_fails_the_publish_clearly() {
     let config = MemoryConfig::default()
