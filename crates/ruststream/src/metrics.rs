@@ -168,19 +168,15 @@ type HandlerCache = HashMap<&'static str, HashMap<String, HashMap<String, Arc<Ha
 /// system -> destination -> series.
 type PublishCache = HashMap<String, HashMap<String, Arc<PublishSeries>>>;
 
-/// A subscription's series, found again by the addresses of its handler and destination
-/// names (which the runtime keeps in one place for the life of the subscription) and
-/// checked against the names themselves, so a reused address cannot mislabel.
+/// A subscription's series, found again by the subscription's id: a number compare per
+/// entry, no name compared or hashed.
 struct Recent {
-    handler_at: usize,
-    destination_at: usize,
-    system: &'static str,
-    handler: String,
-    destination: String,
+    /// The subscription's id: unique for the life of the process, so a match is exact.
+    scope: u64,
     series: Arc<HandlerSeries>,
 }
 
-/// How many subscriptions the address cache holds; more are found through the maps.
+/// How many subscriptions the id cache holds; more are found through the maps.
 const RECENT: usize = 64;
 
 struct Inner {
@@ -302,18 +298,10 @@ impl Metrics {
 
     /// Runs `record` on the series of the message's subscription.
     fn with_handler(&self, message: &Message<'_>, record: impl FnOnce(&HandlerSeries)) {
-        let (handler, destination) = (message.handler(), message.destination());
-        let (handler_at, destination_at) =
-            (handler.as_ptr() as usize, destination.as_ptr() as usize);
+        let scope = message.scope_id();
         {
             let recent = self.0.recent.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(hit) = recent.iter().find(|r| {
-                r.handler_at == handler_at
-                    && r.destination_at == destination_at
-                    && std::ptr::eq(r.system, message.system())
-                    && r.handler == handler
-                    && r.destination == destination
-            }) {
+            if let Some(hit) = recent.iter().find(|r| r.scope == scope) {
                 return record(&hit.series);
             }
         }
@@ -324,18 +312,11 @@ impl Metrics {
             .recent
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        // Addresses of subscriptions that are gone: replaced once the cache is full.
+        // Subscriptions that are gone keep their place until the cache is full.
         if recent.len() >= RECENT {
             recent.remove(0);
         }
-        recent.push(Recent {
-            handler_at,
-            destination_at,
-            system: message.system(),
-            handler: handler.to_owned(),
-            destination: destination.to_owned(),
-            series,
-        });
+        recent.push(Recent { scope, series });
     }
 
     /// The series of a subscription, created on first sight.

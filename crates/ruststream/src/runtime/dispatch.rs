@@ -137,6 +137,7 @@ pub(crate) fn scope_for<B: RuntimeBroker>(
     ctx: &RouteContext,
 ) -> Scope {
     Scope {
+        id: super::message::next_scope_id(),
         system: super::system_of::<B>(),
         handler: options.name.clone().unwrap_or_else(|| destination.clone()),
         destination,

@@ -40,9 +40,18 @@ impl StateMap {
     }
 }
 
+/// A new [`Scope::id`].
+pub(crate) fn next_scope_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What a subscription shares with each of its deliveries.
 #[derive(Debug)]
 pub(crate) struct Scope {
+    /// Unique in the process, never reused: lets observers cache per subscription by a
+    /// number rather than by comparing names.
+    pub(crate) id: u64,
     /// The messaging system of the subscription's broker ([`system_of`](super::system_of)).
     pub(crate) system: &'static str,
     pub(crate) handler: String,
@@ -185,6 +194,11 @@ impl<'a> Message<'a> {
     /// The producer of this subscription's own broker, if it is a `T`.
     pub(crate) fn own_producer<T: Send + Sync + 'static>(&self) -> Option<&'a T> {
         self.scope.own_producer.as_ref()?.downcast_ref::<T>()
+    }
+
+    /// The subscription's process-unique id (see `Scope::id`).
+    pub(crate) fn scope_id(&self) -> u64 {
+        self.scope.id
     }
 
     /// A value of the app's shared state, by type.
