@@ -34,6 +34,53 @@ struct Route {
     members: usize,
 }
 
+/// The queues a publish found full so far (rare: the first needs no allocation, a second
+/// one a `Vec`, made only then).
+#[derive(Default)]
+struct Full {
+    envelope: Option<Arc<Envelope>>,
+    first: Option<Arc<DeliveryQueue>>,
+    more: Option<Vec<Arc<DeliveryQueue>>>,
+}
+
+impl Full {
+    /// Pushes without waiting; a full queue is noted with the envelope it gave back.
+    #[inline(always)]
+    fn push(&mut self, route: &Route, envelope: Arc<Envelope>) {
+        let delivery = Delivery {
+            envelope,
+            redeliveries: 0,
+        };
+        if let Err((PushError::Full, back)) = route.queue.try_push(delivery) {
+            self.note(route, back.envelope);
+        }
+    }
+
+    #[cold]
+    fn note(&mut self, route: &Route, envelope: Arc<Envelope>) {
+        self.envelope.get_or_insert(envelope);
+        match self.first {
+            None => self.first = Some(Arc::clone(&route.queue)),
+            Some(_) => self
+                .more
+                .get_or_insert_with(Vec::new)
+                .push(Arc::clone(&route.queue)),
+        }
+    }
+
+    #[inline(always)]
+    fn into_queues(self) -> Option<FullQueues> {
+        let (Some(envelope), Some(first)) = (self.envelope, self.first) else {
+            return None;
+        };
+        Some(FullQueues {
+            envelope,
+            first,
+            more: self.more.unwrap_or_default(),
+        })
+    }
+}
+
 /// The queues a publish found full, and the envelope still to go into them.
 pub(crate) struct FullQueues {
     envelope: Arc<Envelope>,
@@ -184,64 +231,53 @@ impl Hub {
         msg: &OutgoingMessage<'_>,
     ) -> Result<Option<FullQueues>, MemoryError> {
         let name = msg.name();
+        let routes = self.read();
         let mut envelope: Option<Arc<Envelope>> = None;
-        // Full queues are rare: the first needs no allocation, a second one a Vec (made
-        // only then, so the common case has no Vec to drop either).
-        let mut first_full: Option<Arc<DeliveryQueue>> = None;
-        let mut more_full: Option<Vec<Arc<DeliveryQueue>>> = None;
-        {
-            let routes = self.read();
-            // A name equal to a literal route is valid (that pattern was validated); any
-            // other name is validated once, before its first delivery.
-            let mut valid = false;
-            for route in routes.iter() {
-                if route.literal {
-                    if *route.pattern != *name {
-                        continue;
-                    }
-                } else {
-                    if !self.matcher.matches(&route.pattern, name) {
-                        continue;
-                    }
-                    if !valid {
-                        self.matcher
-                            .validate_name(name)
-                            .map_err(MemoryError::InvalidName)?;
-                    }
+        let mut full = Full::default();
+        // Each matching route is delivered to once the next one is found, so the last (in
+        // the common case the only one) takes the envelope itself: no clone to drop.
+        let mut pending: Option<&Route> = None;
+        // A name equal to a literal route is valid (that pattern was validated); any other
+        // name is validated once, before its first delivery.
+        let mut valid = false;
+        for route in routes.iter() {
+            if route.literal {
+                if *route.pattern != *name {
+                    continue;
                 }
-                valid = true;
-                let envelope = envelope.get_or_insert_with(|| {
-                    self.pool
-                        .envelope(msg, route.literal.then_some(&route.pattern))
-                });
-                let delivery = Delivery {
-                    envelope: Arc::clone(envelope),
-                    redeliveries: 0,
-                };
-                if let Err((PushError::Full, _)) = route.queue.try_push(delivery) {
-                    match first_full {
-                        None => first_full = Some(Arc::clone(&route.queue)),
-                        Some(_) => more_full
-                            .get_or_insert_with(Vec::new)
-                            .push(Arc::clone(&route.queue)),
-                    }
+            } else {
+                if !self.matcher.matches(&route.pattern, name) {
+                    continue;
+                }
+                if !valid {
+                    self.matcher
+                        .validate_name(name)
+                        .map_err(MemoryError::InvalidName)?;
                 }
             }
-            if !valid {
-                // Nobody listens, but a bad name is still the publisher's error.
-                self.matcher
-                    .validate_name(name)
-                    .map_err(MemoryError::InvalidName)?;
+            valid = true;
+            if let Some(previous) = pending.replace(route) {
+                let shared = envelope.get_or_insert_with(|| self.envelope_for(msg, previous));
+                full.push(previous, Arc::clone(shared));
             }
         }
-        let (Some(envelope), Some(first)) = (envelope, first_full) else {
+        let Some(last) = pending else {
+            // Nobody listens, but a bad name is still the publisher's error.
+            self.matcher
+                .validate_name(name)
+                .map_err(MemoryError::InvalidName)?;
             return Ok(None);
         };
-        Ok(Some(FullQueues {
-            envelope,
-            first,
-            more: more_full.unwrap_or_default(),
-        }))
+        let envelope = envelope.unwrap_or_else(|| self.envelope_for(msg, last));
+        full.push(last, envelope);
+        Ok(full.into_queues())
+    }
+
+    /// A pooled envelope holding `msg`, sharing the name of `route` if literal.
+    #[inline(always)]
+    fn envelope_for(&self, msg: &OutgoingMessage<'_>, route: &Route) -> Arc<Envelope> {
+        self.pool
+            .envelope(msg, route.literal.then_some(&route.pattern))
     }
 
     /// Waits for room in the queues that were full, up to the publish timeout.

@@ -51,6 +51,7 @@ pub(crate) fn next_scope_id() -> u64 {
 pub(crate) struct Scope {
     /// Unique in the process, never reused: lets observers cache per subscription by a
     /// number rather than by comparing names.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // only metrics reads it yet
     pub(crate) id: u64,
     /// The messaging system of the subscription's broker ([`system_of`](super::system_of)).
     pub(crate) system: &'static str,
@@ -197,6 +198,7 @@ impl<'a> Message<'a> {
     }
 
     /// The subscription's process-unique id (see `Scope::id`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn scope_id(&self) -> u64 {
         self.scope.id
     }
