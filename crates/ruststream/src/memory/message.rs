@@ -107,7 +107,7 @@ impl IncomingMessage for MemoryMessage {
     }
 
     /// Always at once: the queue is in this process.
-    #[inline]
+    #[inline(always)]
     fn ack_now(mut self) -> Result<(), Self> {
         self.finish();
         Ok(())

@@ -311,7 +311,7 @@ pub(crate) fn next_or_stop<'s, St: Stream + ?Sized>(
 }
 
 /// One poll of [`next_or_stop`].
-#[inline]
+#[inline(always)]
 fn poll_next_or_stop<St: Stream + ?Sized>(
     stream: Pin<&mut St>,
     intake: &Intake,
