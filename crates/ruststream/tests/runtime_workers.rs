@@ -10,6 +10,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
@@ -70,25 +71,42 @@ fn meets_at_the_barrier() -> impl ruststream::runtime::Handler {
 }
 
 async fn workers_bound_in_flight<B: TestBroker>(broker: B) {
-    let probe = Probe::new(4);
+    workers_bound_in_flight_with(broker, 4).await;
+}
+
+async fn workers_bound_in_flight_with<B: TestBroker>(broker: B, workers: usize) {
+    let probe = Probe::new(workers);
     let jobs = SubscriberDef::new("jobs", meets_at_the_barrier())
         .name("work")
-        .workers(4);
+        .workers(workers);
     let app = start(broker, &probe, jobs).await;
-    for seq in 0..12 {
+    let published = 3 * workers as u32;
+    for seq in 0..published {
         app.producer()
             .publish("jobs", &Step { key: None, seq })
             .await
             .unwrap();
+        // Lets the workers take it and go idle again, so each message finds them waiting.
+        tokio::task::yield_now().await;
     }
-    app.settled().await.unwrap();
-    assert_eq!(app.received("work").len(), 12);
+    tokio::time::timeout(Duration::from_secs(10), app.settled())
+        .await
+        .expect("every worker takes messages: the barrier opens")
+        .unwrap();
+    assert_eq!(app.received("work").len(), published as usize);
     assert_eq!(
         probe.gauge.max(),
-        4,
-        "4 at a time: the barrier of 4 opened, and no fifth ran beside them"
+        workers,
+        "{workers} at a time: the barrier of {workers} opened, and no more ran beside them"
     );
     app.shutdown().await.unwrap();
+}
+
+/// Past the number of workers polled together, they take turns at the stream through an
+/// async lock: all of them still get messages at once.
+#[tokio::test]
+async fn many_workers_all_take_messages_at_once() {
+    workers_bound_in_flight_with(MemoryBroker::new(), 40).await;
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::future::{BoxFuture, MaybeDone, maybe_done};
+use futures::future::{BoxFuture, Either, MaybeDone, maybe_done};
 use futures::{FutureExt, Stream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::WaitForCancellationFuture;
@@ -327,10 +327,45 @@ fn poll_next_or_stop<St: Stream + ?Sized>(
     stopped.poll(cx).map(|()| None)
 }
 
-/// Runs `workers` to completion, polling every one at each wake-up. Idle workers take
-/// turns at one shared stream, which keeps the waker of whichever polled it last: polling
-/// them all means that one wake-up reaches them all (as `join_all` does for a few futures,
-/// but for any number). Boxed once per subscription, never per message.
+/// Up to this many workers share their stream by polling all of them at each wake-up;
+/// more take turns through an async lock, so a wake-up costs the same for any number.
+const POLL_ALL_UP_TO: usize = 30;
+
+/// A stream shared by the workers of one subscription, all polled by one task.
+enum SharedStream<'s, St: ?Sized> {
+    /// Every worker is polled at each wake-up ([`join_workers`]): the stream keeps one
+    /// waker, the task's, so a lock held within one poll is enough and costs next to
+    /// nothing.
+    Polled(parking_lot::Mutex<Pin<&'s mut St>>),
+    /// Workers are polled only when woken (`join_all` of many futures): a worker waits
+    /// for the stream holding an async lock, whose release wakes the next one.
+    Locked(futures::lock::Mutex<Pin<&'s mut St>>),
+}
+
+impl<St: Stream + ?Sized> SharedStream<'_, St> {
+    /// The next item, or `None` once `stop` is cancelled (see [`next_or_stop`]). Not an
+    /// `async fn`: the polled case stays a bare `poll_fn`, with no state machine around it.
+    fn next<'a>(
+        &'a self,
+        stop: &'a Intake,
+        mut stopped: Pin<&'a mut WaitForCancellationFuture<'_>>,
+    ) -> impl Future<Output = Option<Option<St::Item>>> + 'a {
+        match self {
+            Self::Polled(stream) => Either::Left(poll_fn(move |cx| {
+                poll_next_or_stop(stream.lock().as_mut(), stop, stopped.as_mut(), cx)
+            })),
+            Self::Locked(stream) => Either::Right(async move {
+                let mut stream = stream.lock().await;
+                next_or_stop(stream.as_mut(), stop, stopped).await
+            }),
+        }
+    }
+}
+
+/// Runs `workers` to completion, polling every one at each wake-up, as `join_all` does
+/// for a few futures: idle workers take turns at one shared stream, which keeps one
+/// waker, and one wake-up reaches them all. Boxed once per subscription, never per
+/// message.
 async fn join_workers<F: Future>(workers: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut workers: Vec<Pin<Box<MaybeDone<F>>>> =
         workers.map(|worker| Box::pin(maybe_done(worker))).collect();
@@ -438,19 +473,18 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         St: Stream<Item = Result<M, E>>,
     {
         let stream = pin!(stream);
-        // Held only within one poll, and every worker is polled by this one task: never
-        // contended, never held across an `.await`.
-        let stream = parking_lot::Mutex::new(stream);
+        let polled = self.options.workers <= POLL_ALL_UP_TO;
+        let stream = if polled {
+            SharedStream::Polled(parking_lot::Mutex::new(stream))
+        } else {
+            SharedStream::Locked(futures::lock::Mutex::new(stream))
+        };
         let stop = intake.child();
         let workers = (0..self.options.workers).map(|_| async {
             let mut slot = Slot::new(self.scope.format);
             let mut stopped = pin!(stop.cancelled());
             loop {
-                let next = poll_fn(|cx| {
-                    poll_next_or_stop(stream.lock().as_mut(), &stop, stopped.as_mut(), cx)
-                })
-                .await;
-                let end = match next {
+                let end = match stream.next(&stop, stopped.as_mut()).await {
                     None => return End::Intake,
                     Some(Some(Ok(message))) => {
                         process!(self, message, &mut slot, intake);
@@ -463,7 +497,11 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
                 return end;
             }
         });
-        let ends = join_workers(workers).await;
+        let ends = if polled {
+            join_workers(workers).await
+        } else {
+            futures::future::join_all(workers).await
+        };
         if intake.is_cancelled() {
             return End::Intake;
         }
