@@ -15,6 +15,16 @@ async fn connected(config: MemoryConfig) -> MemoryBroker {
     broker
 }
 
+/// Publishes one message per number, its body that one byte.
+async fn publish_numbered(broker: &MemoryBroker, name: &str, numbers: std::ops::Range<u8>) {
+    for i in numbers {
+        broker
+            .publish(OutgoingMessage::new(name, &[i]))
+            .await
+            .unwrap();
+    }
+}
+
 async fn next<S: Subscriber>(sub: &mut S) -> S::Message {
     tokio::time::timeout(WAIT, sub.next_message())
         .await
@@ -124,12 +134,7 @@ async fn empty_and_non_utf8_payloads_round_trip() {
 async fn a_full_queue_holds_the_publisher_back_until_the_consumer_reads() {
     let broker = connected(MemoryConfig::default().with_queue_capacity(2)).await;
     let mut sub = broker.subscribe("bp").await.unwrap();
-    for i in 0..2u8 {
-        broker
-            .publish(OutgoingMessage::new("bp", &[i]))
-            .await
-            .unwrap();
-    }
+    publish_numbered(&broker, "bp", 0..2).await;
     let publisher = broker.clone();
     let third =
         tokio::spawn(async move { publisher.publish(OutgoingMessage::new("bp", &[2])).await });
@@ -196,12 +201,7 @@ async fn every_publisher_waiting_on_a_full_queue_gets_through() {
 async fn messages_taken_ahead_count_against_the_capacity() {
     let broker = connected(MemoryConfig::default().with_queue_capacity(4)).await;
     let mut sub = broker.subscribe("ahead").await.unwrap();
-    for i in 0..4u8 {
-        broker
-            .publish(OutgoingMessage::new("ahead", &[i]))
-            .await
-            .unwrap();
-    }
+    publish_numbered(&broker, "ahead", 0..4).await;
     // Takes all four ahead and hands out the first: three held, one place free.
     let first = next(&mut sub).await;
     assert_eq!(first.payload(), &[0]);

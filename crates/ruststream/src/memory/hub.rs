@@ -213,6 +213,7 @@ impl Hub {
             .any(|r| r.members > 0 && self.matcher.matches(&r.pattern, name))
     }
 
+    #[inline(always)]
     fn route_matches(&self, route: &Route, name: &str) -> bool {
         if route.literal {
             *route.pattern == *name
@@ -241,19 +242,13 @@ impl Hub {
         // name is validated once, before its first delivery.
         let mut valid = false;
         for route in routes.iter() {
-            if route.literal {
-                if *route.pattern != *name {
-                    continue;
-                }
-            } else {
-                if !self.matcher.matches(&route.pattern, name) {
-                    continue;
-                }
-                if !valid {
-                    self.matcher
-                        .validate_name(name)
-                        .map_err(MemoryError::InvalidName)?;
-                }
+            if !self.route_matches(route, name) {
+                continue;
+            }
+            if !route.literal && !valid {
+                self.matcher
+                    .validate_name(name)
+                    .map_err(MemoryError::InvalidName)?;
             }
             valid = true;
             if let Some(previous) = pending.replace(route) {

@@ -109,11 +109,7 @@ impl MemorySubscriber {
             Some(buffered) => buffered?,
             None => self.slot.queue.pop(&self.slot.stop).await?,
         };
-        Some(MemoryMessage::new(
-            delivery,
-            Arc::clone(&self.slot.queue),
-            self.redelivery,
-        ))
+        Some(self.message(delivery))
     }
 
     fn try_next_message(&mut self) -> Option<MemoryMessage> {
@@ -121,11 +117,7 @@ impl MemorySubscriber {
             Some(buffered) => buffered?,
             None => self.slot.queue.try_pop()?,
         };
-        Some(MemoryMessage::new(
-            delivery,
-            Arc::clone(&self.slot.queue),
-            self.redelivery,
-        ))
+        Some(self.message(delivery))
     }
 
     async fn next_batch(

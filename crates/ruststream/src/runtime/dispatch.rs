@@ -388,7 +388,9 @@ async fn join_workers<F: Future>(workers: impl Iterator<Item = F>) -> Vec<F::Out
 }
 
 /// Handles one message where the loop is, so the common path (call the handler, ack)
-/// adds no future of its own between the loop's and the handler's.
+/// adds no future of its own between the loop's and the handler's. The ack repeats
+/// `Worker::ack_only` on purpose: awaiting that `async fn` here measured 34
+/// instructions more per message.
 macro_rules! process {
     ($worker:expr, $message:expr, $slot:expr, $intake:expr) => {{
         let message = $message;
