@@ -140,6 +140,26 @@ impl NameMatcher for DotSubjects {
     }
 }
 
+/// `a == b` for names, without a `memcmp` call for the short ones routing compares on
+/// every publish: up to 16 bytes are compared as two overlapping words.
+#[inline(always)]
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if !(8..=16).contains(&len) {
+        return a == b;
+    }
+    let word = |bytes: &[u8], at: usize| {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_ne_bytes(chunk)
+    };
+    word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +260,27 @@ mod tests {
             let _ = DotSubjects.validate_pattern(&p);
             let _ = DotSubjects.validate_name(&n);
             let _ = DotSubjects.matches(&p, &n);
+        }
+    }
+
+    #[test]
+    fn same_name_agrees_with_equality_at_every_length() {
+        let base = "abcdefghijklmnopqrstu";
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(same_name(a, a), "{a:?} equals itself");
+            for at in 0..len {
+                let mut b = a.as_bytes().to_vec();
+                b[at] = b'X';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_name(a, &b), "{a:?} differs from {b:?} at {at}");
+            }
+            if len < base.len() {
+                assert!(
+                    !same_name(a, &base[..=len]),
+                    "{a:?} is shorter than its extension"
+                );
+            }
         }
     }
 }

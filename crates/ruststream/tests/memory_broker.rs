@@ -473,3 +473,81 @@ async fn backlog_counts_ready_and_scheduled_messages() {
     assert_eq!(again.payload(), b"1");
     assert_eq!(broker.backlog(), 0);
 }
+
+/// Envelopes are refilled in place once settled: one still held, or waiting for its
+/// redelivery, must keep its own body however many messages pass meanwhile.
+#[tokio::test]
+async fn messages_held_or_requeued_keep_their_bodies_while_others_flow() {
+    let broker = connected(MemoryConfig::default().with_queue_capacity(8)).await;
+    let mut sub = broker.subscribe("held").await.unwrap();
+    publish_numbered(&broker, "held", 0..2).await;
+    let held = next(&mut sub).await;
+    let requeued = next(&mut sub).await;
+    requeued
+        .nack_after(Duration::from_millis(200))
+        .await
+        .unwrap();
+    for round in 0..50u8 {
+        publish_numbered(&broker, "held", 100..108).await;
+        for expected in 100..108u8 {
+            let message = next(&mut sub).await;
+            assert_eq!(message.payload(), [expected], "round {round}");
+            message.ack().await.unwrap();
+        }
+    }
+    assert_eq!(held.payload(), [0], "the held message kept its body");
+    let redelivered = next(&mut sub).await;
+    assert_eq!(
+        redelivered.payload(),
+        [1],
+        "the requeued message kept its body"
+    );
+    assert_eq!(redelivered.redelivery_count(), Some(1));
+    redelivered.ack().await.unwrap();
+    held.nack(true).await.unwrap();
+    let again = next(&mut sub).await;
+    assert_eq!(again.payload(), [0]);
+    assert_eq!(again.redelivery_count(), Some(1));
+}
+
+/// Each fan-out subscription holds its own copy: one settling or redelivering does not
+/// touch what another holds.
+#[tokio::test]
+async fn fan_out_subscribers_settle_their_own_copies() {
+    let broker = connected(MemoryConfig::default()).await;
+    let mut first = broker.subscribe("copies").await.unwrap();
+    let mut second = broker.subscribe("copies").await.unwrap();
+    publish_numbered(&broker, "copies", 7..8).await;
+    let kept = next(&mut second).await;
+    let message = next(&mut first).await;
+    message.nack(true).await.unwrap();
+    let again = next(&mut first).await;
+    assert_eq!(again.redelivery_count(), Some(1));
+    again.ack().await.unwrap();
+    publish_numbered(&broker, "copies", 9..10).await;
+    assert_eq!(next(&mut first).await.payload(), [9]);
+    assert_eq!(kept.payload(), [7]);
+    assert_eq!(
+        kept.redelivery_count(),
+        Some(0),
+        "the other copy was not redelivered"
+    );
+    kept.ack().await.unwrap();
+    assert_eq!(next(&mut second).await.payload(), [9]);
+}
+
+/// A message that outlives its subscription is not redelivered anywhere, and settling it
+/// is still fine.
+#[tokio::test]
+async fn a_message_outliving_its_subscription_settles_quietly() {
+    let broker = connected(MemoryConfig::default()).await;
+    let mut sub = broker.subscribe("gone").await.unwrap();
+    publish_numbered(&broker, "gone", 1..3).await;
+    let first = next(&mut sub).await;
+    let second = next(&mut sub).await;
+    drop(sub);
+    assert_eq!(first.payload(), [1]);
+    first.nack(true).await.unwrap();
+    drop(second); // unsettled: would be redelivered, but its queue is gone
+    assert_eq!(broker.backlog(), 0);
+}

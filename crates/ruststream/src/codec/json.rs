@@ -24,6 +24,7 @@ impl<T: Serialize + ?Sized> Encode<T> for Json {
 }
 
 impl<T: DeserializeOwned> Decode<T> for Json {
+    #[inline(always)]
     fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
         serde_json::from_slice(bytes)
             .map_err(|e| CodecError::decode::<T>(CONTENT_TYPE, bytes.len(), e))

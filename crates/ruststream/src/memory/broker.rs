@@ -150,20 +150,20 @@ impl MemoryBroker {
         Ok(())
     }
 
-    /// Checks a message against the server's rules and copies it into an envelope.
-    pub(crate) fn envelope(&self, msg: &OutgoingMessage<'_>) -> Result<Arc<Envelope>, MemoryError> {
+    /// Checks a message against the server's rules and copies it, for a transaction.
+    pub(crate) fn stage(&self, msg: &OutgoingMessage<'_>) -> Result<Envelope, MemoryError> {
         self.check_open()?;
         self.hub
             .matcher
             .validate_name(msg.name())
             .map_err(MemoryError::InvalidName)?;
         self.check_size(msg)?;
-        Ok(self.hub.pool.envelope(msg, None))
+        Ok(Envelope::copy_of(msg))
     }
 
-    pub(crate) fn commit(&self, envelopes: Vec<Arc<Envelope>>) -> Result<(), MemoryError> {
+    pub(crate) fn commit(&self, staged: &[Envelope]) -> Result<(), MemoryError> {
         self.check_open()?;
-        self.hub.publish_all(envelopes);
+        self.hub.publish_all(staged);
         Ok(())
     }
 }
@@ -207,10 +207,15 @@ impl Publisher for MemoryBroker {
     async fn publish(&self, msg: OutgoingMessage<'_>) -> Result<(), MemoryError> {
         self.check_open()?;
         self.check_size(&msg)?;
-        // Inlined `Hub::publish`: one future less on the hot path.
-        match self.hub.deliver(&msg)? {
+        // The full queues come back through `full` rather than in the result: the common
+        // case then moves a small result, not a large one, through the future's state.
+        let mut full = None;
+        self.hub
+            .deliver(&msg, &mut full)
+            .map_err(MemoryError::InvalidName)?;
+        match full {
             None => Ok(()),
-            Some(full) => self.hub.deliver_when_room(full).await,
+            Some(full) => self.hub.deliver_when_room(&msg, full).await,
         }
     }
 }

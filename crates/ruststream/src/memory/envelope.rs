@@ -1,13 +1,14 @@
-//! The stored form of a published message, and the pool that recycles it so the steady
-//! publish-deliver-ack path allocates nothing.
+//! The stored form of a published message, and the ring in which each queue refills its
+//! settled envelopes, so the steady publish-deliver-ack path allocates nothing and settling
+//! takes no lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
-
+use super::queue::DeliveryQueue;
 use crate::{Headers, OutgoingMessage};
 
-/// A published message as stored: shared by every subscription it reaches.
+/// A published message as stored by one queue: each matching subscription gets its own
+/// copy, so an envelope belongs to one queue and is refilled by it alone.
 #[derive(Debug, Default)]
 pub(crate) struct Envelope {
     /// The name, when it was copied (see `shared_name`).
@@ -19,6 +20,9 @@ pub(crate) struct Envelope {
     pub(crate) headers: Headers,
     key: Option<Vec<u8>>,
     reply_to: Option<String>,
+    /// The queue that filled it, where a redelivery goes. Weak: the queue keeps its
+    /// envelopes, and a message outliving its subscription is not redelivered.
+    home: Weak<DeliveryQueue>,
 }
 
 /// What an emptied [`MemoryMessage`](super::MemoryMessage) reads (never reached in practice).
@@ -29,9 +33,29 @@ pub(crate) static EMPTY_ENVELOPE: Envelope = Envelope {
     headers: Headers::new(),
     key: None,
     reply_to: None,
+    home: Weak::new(),
 };
 
 impl Envelope {
+    /// A copy of `msg`, held apart from any queue (a transaction's staged publish).
+    pub(crate) fn copy_of(msg: &OutgoingMessage<'_>) -> Self {
+        let mut envelope = Self::default();
+        envelope.fill(msg, None);
+        envelope
+    }
+
+    /// This envelope as a message to publish (to copy into the queues it reaches).
+    pub(crate) fn outgoing(&self) -> OutgoingMessage<'_> {
+        let mut msg = OutgoingMessage::new(self.name(), &self.payload).with_headers(&self.headers);
+        if let Some(key) = self.key() {
+            msg = msg.with_key(key);
+        }
+        if let Some(reply_to) = self.reply_to() {
+            msg = msg.with_reply_to(reply_to);
+        }
+        msg
+    }
+
     /// Overwrites this envelope with `msg`, reusing its buffers. `shared_name`, if given,
     /// is `msg`'s name.
     #[inline(always)]
@@ -81,61 +105,168 @@ impl Envelope {
     pub(crate) fn reply_to(&self) -> Option<&str> {
         self.reply_to.as_deref()
     }
+
+    /// The queue it was delivered from, while that queue is open.
+    pub(crate) fn home(&self) -> Option<Arc<DeliveryQueue>> {
+        self.home.upgrade()
+    }
 }
 
-/// Envelopes whose last delivery was settled, kept for reuse.
+/// The envelopes one queue filled, visited in turn, with one reference to each kept here.
+///
+/// When that reference is the only one left, the envelope's message is settled for good (a
+/// redelivery carries the same envelope, so it stays referenced until then), and the
+/// envelope is filled again in place. Settling is just dropping a reference: no lock.
 #[derive(Debug)]
-pub(crate) struct EnvelopePool {
-    free: Mutex<Vec<Arc<Envelope>>>,
+pub(crate) struct EnvelopeRing {
+    envelopes: Vec<Arc<Envelope>>,
+    /// The next one to try: the one filled longest ago, so the likeliest to be settled.
+    next: usize,
+    /// Envelopes beyond this many (messages held unsettled for long, or redeliveries
+    /// waiting) are not kept: they are freed once settled.
     limit: usize,
+    /// The queue the envelopes are filled for.
+    home: Weak<DeliveryQueue>,
 }
 
-/// Buffers larger than this are freed rather than pooled, so one big message does not pin
-/// its memory for the life of the broker.
-const LARGEST_POOLED_PAYLOAD: usize = 64 * 1024;
+/// Envelopes whose payload buffer grew beyond this are not kept, so one big message does
+/// not pin its memory for the life of the subscription.
+const LARGEST_KEPT_PAYLOAD: usize = 64 * 1024;
 
-impl EnvelopePool {
-    pub(crate) fn new(limit: usize) -> Self {
+impl EnvelopeRing {
+    pub(crate) fn new(limit: usize, home: Weak<DeliveryQueue>) -> Self {
         Self {
-            free: Mutex::new(Vec::new()),
+            envelopes: Vec::new(),
+            next: 0,
             limit,
+            home,
         }
     }
 
-    /// An envelope holding a copy of `msg` (sharing `shared_name`, `msg`'s name, if
-    /// given): a recycled one when available.
+    /// An envelope holding a copy of `msg` (sharing `shared_name`, `msg`'s name, if given):
+    /// the next one whose message was settled, refilled, or a new one.
     #[inline(always)]
     pub(crate) fn envelope(
-        &self,
+        &mut self,
         msg: &OutgoingMessage<'_>,
         shared_name: Option<&Arc<str>>,
     ) -> Arc<Envelope> {
-        let recycled = self.free.lock().pop();
-        let mut envelope = recycled.unwrap_or_default();
-        match Arc::get_mut(&mut envelope) {
-            Some(unique) => unique.fill(msg, shared_name),
-            None => {
-                let mut fresh = Envelope::default();
-                fresh.fill(msg, shared_name);
-                envelope = Arc::new(fresh);
+        // One still in use (held by a slow handler, or waiting for its redelivery) is
+        // passed over, and the one after it tried.
+        let len = self.envelopes.len();
+        for _ in 0..len.min(2) {
+            let at = if self.next < len { self.next } else { 0 };
+            self.next = at + 1;
+            let envelope = &mut self.envelopes[at];
+            if let Some(settled) = Arc::get_mut(envelope) {
+                settled.fill(msg, shared_name);
+                if settled.payload.capacity() > LARGEST_KEPT_PAYLOAD {
+                    return self.envelopes.swap_remove(at);
+                }
+                return Arc::clone(envelope);
             }
+        }
+        self.fresh(msg, shared_name)
+    }
+
+    #[cold]
+    fn fresh(
+        &mut self,
+        msg: &OutgoingMessage<'_>,
+        shared_name: Option<&Arc<str>>,
+    ) -> Arc<Envelope> {
+        let mut envelope = Envelope {
+            home: Weak::clone(&self.home),
+            ..Envelope::default()
+        };
+        envelope.fill(msg, shared_name);
+        let envelope = Arc::new(envelope);
+        if self.envelopes.len() < self.limit && envelope.payload.capacity() <= LARGEST_KEPT_PAYLOAD
+        {
+            // Visited last: it was filled last.
+            let at = self.next.min(self.envelopes.len());
+            self.envelopes.insert(at, Arc::clone(&envelope));
+            self.next = at + 1;
         }
         envelope
     }
 
-    /// Takes back an envelope if this was its last reference.
-    #[inline(always)]
-    pub(crate) fn recycle(&self, envelope: Arc<Envelope>) {
-        // No `Weak` to an envelope is ever made, so one strong reference means ours alone.
-        if Arc::strong_count(&envelope) != 1 {
-            return; // still delivered elsewhere (fan-out) or queued for redelivery
+    /// Lets every envelope go (the queue is closed).
+    pub(crate) fn clear(&mut self) {
+        self.envelopes = Vec::new();
+        self.next = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(limit: usize) -> EnvelopeRing {
+        EnvelopeRing::new(limit, Weak::new())
+    }
+
+    fn publish(ring: &mut EnvelopeRing, body: &[u8]) -> Arc<Envelope> {
+        ring.envelope(&OutgoingMessage::new("orders", body), None)
+    }
+
+    #[test]
+    fn a_settled_envelope_is_filled_again() {
+        let mut ring = ring(8);
+        let first = publish(&mut ring, b"one");
+        let address = Arc::as_ptr(&first);
+        drop(first); // settled
+        let second = publish(&mut ring, b"two");
+        assert_eq!(
+            Arc::as_ptr(&second),
+            address,
+            "the settled envelope is reused"
+        );
+        assert_eq!(second.payload, b"two");
+    }
+
+    #[test]
+    fn an_envelope_still_held_is_never_overwritten() {
+        let mut ring = ring(8);
+        let held = publish(&mut ring, b"held");
+        for n in 0..100u32 {
+            let body = n.to_string();
+            let envelope = publish(&mut ring, body.as_bytes());
+            assert!(!Arc::ptr_eq(&envelope, &held));
+            assert_eq!(envelope.payload, body.as_bytes());
         }
-        if envelope.payload.capacity() > LARGEST_POOLED_PAYLOAD {
-            return;
-        }
-        let mut free = self.free.lock();
-        if free.len() < self.limit {
-            free.push(envelope);
-        }
+        assert_eq!(held.payload, b"held", "the held message keeps its body");
+    }
+
+    #[test]
+    fn envelopes_past_the_limit_are_not_kept() {
+        let mut ring = ring(2);
+        let held: Vec<_> = (0..5).map(|_| publish(&mut ring, b"x")).collect();
+        assert_eq!(ring.envelopes.len(), 2);
+        drop(held);
+        // The two kept ones serve the next publishes without a new envelope.
+        let a = publish(&mut ring, b"a");
+        let b = publish(&mut ring, b"b");
+        assert_eq!(ring.envelopes.len(), 2);
+        assert!(ring.envelopes.iter().any(|kept| Arc::ptr_eq(kept, &a)));
+        assert!(ring.envelopes.iter().any(|kept| Arc::ptr_eq(kept, &b)));
+    }
+
+    #[test]
+    fn a_large_payload_is_not_kept() {
+        let mut ring = ring(8);
+        let large = vec![7u8; LARGEST_KEPT_PAYLOAD + 1];
+        let envelope = publish(&mut ring, &large);
+        assert!(
+            ring.envelopes.is_empty(),
+            "a new large envelope is not kept"
+        );
+        drop(envelope);
+        let small = publish(&mut ring, b"small");
+        drop(small);
+        // A kept envelope refilled with a large payload leaves the ring.
+        let refilled = publish(&mut ring, &large);
+        assert!(ring.envelopes.is_empty());
+        assert_eq!(refilled.payload.len(), large.len());
     }
 }

@@ -7,9 +7,9 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::time::Instant;
 
-use super::envelope::{Envelope, EnvelopePool};
+use super::envelope::Envelope;
 use super::message::Redelivery;
-use super::queue::{Delivery, DeliveryQueue, PushError};
+use super::queue::{DeliveryQueue, PushError};
 use super::{MemoryConfig, MemoryError};
 use crate::OutgoingMessage;
 use crate::matching::NameMatcher;
@@ -34,65 +34,46 @@ struct Route {
     members: usize,
 }
 
-/// The queues a publish found full so far (rare: the first needs no allocation, a second
-/// one a `Vec`, made only then).
+impl Route {
+    /// The pattern as the name of every message this route receives, when literal.
+    #[inline(always)]
+    fn shared_name(&self) -> Option<&Arc<str>> {
+        self.literal.then_some(&self.pattern)
+    }
+}
+
+/// A queue a publish found full, with what its copy of the message shares.
+pub(crate) struct FullQueue {
+    queue: Arc<DeliveryQueue>,
+    shared_name: Option<Arc<str>>,
+}
+
+/// The queues a publish found full (rare: the first needs no allocation, a second one a
+/// `Vec`, made only then).
 #[derive(Default)]
-struct Full {
-    envelope: Option<Arc<Envelope>>,
-    first: Option<Arc<DeliveryQueue>>,
-    more: Option<Vec<Arc<DeliveryQueue>>>,
-}
-
-impl Full {
-    /// Pushes without waiting; a full queue is noted with the envelope it gave back.
-    #[inline(always)]
-    fn push(&mut self, route: &Route, envelope: Arc<Envelope>) {
-        let delivery = Delivery {
-            envelope,
-            redeliveries: 0,
-        };
-        if let Err((PushError::Full, back)) = route.queue.try_push(delivery) {
-            self.note(route, back.envelope);
-        }
-    }
-
-    #[cold]
-    fn note(&mut self, route: &Route, envelope: Arc<Envelope>) {
-        self.envelope.get_or_insert(envelope);
-        match self.first {
-            None => self.first = Some(Arc::clone(&route.queue)),
-            Some(_) => self
-                .more
-                .get_or_insert_with(Vec::new)
-                .push(Arc::clone(&route.queue)),
-        }
-    }
-
-    #[inline(always)]
-    fn into_queues(self) -> Option<FullQueues> {
-        let (Some(envelope), Some(first)) = (self.envelope, self.first) else {
-            return None;
-        };
-        Some(FullQueues {
-            envelope,
-            first,
-            more: self.more.unwrap_or_default(),
-        })
-    }
-}
-
-/// The queues a publish found full, and the envelope still to go into them.
 pub(crate) struct FullQueues {
-    envelope: Arc<Envelope>,
-    first: Arc<DeliveryQueue>,
-    more: Vec<Arc<DeliveryQueue>>,
+    first: Option<FullQueue>,
+    more: Vec<FullQueue>,
+}
+
+impl FullQueues {
+    #[cold]
+    fn note(&mut self, route: &Route) {
+        let full = FullQueue {
+            queue: Arc::clone(&route.queue),
+            shared_name: route.shared_name().cloned(),
+        };
+        match self.first {
+            None => self.first = Some(full),
+            Some(_) => self.more.push(full),
+        }
+    }
 }
 
 pub(crate) struct Hub {
     pub(crate) matcher: Box<dyn NameMatcher>,
     pub(crate) config: MemoryConfig,
     pub(crate) redelivery: Redelivery,
-    pub(crate) pool: Arc<EnvelopePool>,
     routes: RwLock<Vec<Route>>,
     next_id: AtomicU64,
 }
@@ -112,12 +93,10 @@ impl Hub {
         config: MemoryConfig,
         redelivery: Redelivery,
     ) -> Self {
-        let pool_limit = config.queue_capacity.max(64);
         Self {
             matcher,
             config,
             redelivery,
-            pool: Arc::new(EnvelopePool::new(pool_limit)),
             routes: RwLock::new(Vec::new()),
             next_id: AtomicU64::new(1),
         }
@@ -137,10 +116,7 @@ impl Hub {
     }
 
     fn new_queue(&self) -> Arc<DeliveryQueue> {
-        Arc::new(DeliveryQueue::new(
-            self.config.queue_capacity,
-            Arc::clone(&self.pool),
-        ))
+        DeliveryQueue::new(self.config.queue_capacity)
     }
 
     /// Adds a route (or joins a group) and returns its queue.
@@ -216,28 +192,25 @@ impl Hub {
     #[inline(always)]
     fn route_matches(&self, route: &Route, name: &str) -> bool {
         if route.literal {
-            *route.pattern == *name
+            crate::matching::same_name(&route.pattern, name)
         } else {
             self.matcher.matches(&route.pattern, name)
         }
     }
 
-    /// Validates `msg`'s name, copies it into an envelope and delivers it to every
-    /// matching queue with room, without waiting: the whole publish, unless a queue is
-    /// full ([`deliver_when_room`](Self::deliver_when_room) does the rest). Not `async`,
-    /// so the common case builds no future state.
+    /// Validates `msg`'s name and delivers a copy of it to every matching queue with
+    /// room, without waiting: the whole publish, unless a queue is full
+    /// ([`deliver_when_room`](Self::deliver_when_room) does the rest). Not `async`, so the
+    /// common case builds no future state.
+    /// The queues it found full are noted in `full`; the error is why the name is invalid.
     #[inline(always)]
     pub(crate) fn deliver(
         &self,
         msg: &OutgoingMessage<'_>,
-    ) -> Result<Option<FullQueues>, MemoryError> {
+        full: &mut Option<FullQueues>,
+    ) -> Result<(), String> {
         let name = msg.name();
         let routes = self.read();
-        let mut envelope: Option<Arc<Envelope>> = None;
-        let mut full = Full::default();
-        // Each matching route is delivered to once the next one is found, so the last (in
-        // the common case the only one) takes the envelope itself: no clone to drop.
-        let mut pending: Option<&Route> = None;
         // A name equal to a literal route is valid (that pattern was validated); any other
         // name is validated once, before its first delivery.
         let mut valid = false;
@@ -246,51 +219,31 @@ impl Hub {
                 continue;
             }
             if !route.literal && !valid {
-                self.matcher
-                    .validate_name(name)
-                    .map_err(MemoryError::InvalidName)?;
+                self.matcher.validate_name(name)?;
             }
             valid = true;
-            if let Some(previous) = pending.replace(route) {
-                let shared = envelope.get_or_insert_with(|| self.envelope_for(msg, previous));
-                full.push(previous, Arc::clone(shared));
+            if let Err(PushError::Full) = route.queue.try_push(msg, route.shared_name()) {
+                full.get_or_insert_default().note(route);
             }
         }
-        let Some(last) = pending else {
+        if !valid {
             // Nobody listens, but a bad name is still the publisher's error.
-            self.matcher
-                .validate_name(name)
-                .map_err(MemoryError::InvalidName)?;
-            return Ok(None);
-        };
-        let envelope = envelope.unwrap_or_else(|| self.envelope_for(msg, last));
-        full.push(last, envelope);
-        Ok(full.into_queues())
-    }
-
-    /// A pooled envelope holding `msg`, sharing the name of `route` if literal.
-    #[inline(always)]
-    fn envelope_for(&self, msg: &OutgoingMessage<'_>, route: &Route) -> Arc<Envelope> {
-        self.pool
-            .envelope(msg, route.literal.then_some(&route.pattern))
+            self.matcher.validate_name(name)?;
+        }
+        Ok(())
     }
 
     /// Waits for room in the queues that were full, up to the publish timeout.
-    pub(crate) async fn deliver_when_room(&self, full: FullQueues) -> Result<(), MemoryError> {
-        let FullQueues {
-            envelope,
-            first,
-            more,
-        } = full;
+    pub(crate) async fn deliver_when_room(
+        &self,
+        msg: &OutgoingMessage<'_>,
+        full: FullQueues,
+    ) -> Result<(), MemoryError> {
         let deadline = Instant::now() + self.config.publish_timeout;
-        for queue in std::iter::once(first).chain(more) {
-            let delivery = Delivery {
-                envelope: Arc::clone(&envelope),
-                redeliveries: 0,
-            };
-            if let Err(PushError::Full) = queue.push(delivery, deadline).await {
+        for FullQueue { queue, shared_name } in full.first.into_iter().chain(full.more) {
+            if let Err(PushError::Full) = queue.push(msg, shared_name.as_ref(), deadline).await {
                 return Err(MemoryError::Backpressure {
-                    name: envelope.name().to_owned(),
+                    name: msg.name().to_owned(),
                     waited: self.config.publish_timeout,
                 });
             }
@@ -298,18 +251,14 @@ impl Hub {
         Ok(())
     }
 
-    /// Delivers a committed transaction: every envelope to every matching route, at once.
-    pub(crate) fn publish_all(&self, envelopes: Vec<Arc<Envelope>>) {
+    /// Delivers a committed transaction: every staged message to every matching route,
+    /// at once.
+    pub(crate) fn publish_all(&self, staged: &[Envelope]) {
         let routes = self.read();
-        for envelope in envelopes {
-            for route in routes
-                .iter()
-                .filter(|r| self.route_matches(r, envelope.name()))
-            {
-                route.queue.push_unbounded(Delivery {
-                    envelope: Arc::clone(&envelope),
-                    redeliveries: 0,
-                });
+        for envelope in staged {
+            let msg = envelope.outgoing();
+            for route in routes.iter().filter(|r| self.route_matches(r, msg.name())) {
+                route.queue.push_unbounded(&msg);
             }
         }
     }

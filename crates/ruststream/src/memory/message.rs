@@ -1,12 +1,11 @@
 //! [`MemoryMessage`] and the shared [`Envelope`] it reads from.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use super::envelope::{EMPTY_ENVELOPE, Envelope};
-use super::queue::{Delivery, DeliveryQueue};
+use super::queue::Delivery;
 use crate::{AckError, Headers, IncomingMessage};
 
 /// Whether settlement is real (the memory broker) or recorded only (a `TestClient`).
@@ -29,20 +28,14 @@ pub(crate) enum Redelivery {
 pub struct MemoryMessage {
     /// `None` once settled.
     delivery: Option<Delivery>,
-    queue: Arc<DeliveryQueue>,
     redelivery: Redelivery,
 }
 
 impl MemoryMessage {
     #[inline]
-    pub(crate) fn new(
-        delivery: Delivery,
-        queue: Arc<DeliveryQueue>,
-        redelivery: Redelivery,
-    ) -> Self {
+    pub(crate) fn new(delivery: Delivery, redelivery: Redelivery) -> Self {
         Self {
             delivery: Some(delivery),
-            queue,
             redelivery,
         }
     }
@@ -54,12 +47,11 @@ impl MemoryMessage {
             .map_or(&EMPTY_ENVELOPE, |d| &d.envelope)
     }
 
-    /// Settles for good: the envelope goes back to the pool if this was its last delivery.
+    /// Settles for good: the envelope is let go, for its queue to refill (see
+    /// `EnvelopeRing`).
     #[inline(always)]
     fn finish(&mut self) {
-        if let Some(delivery) = self.delivery.take() {
-            self.queue.recycle(delivery.envelope);
-        }
+        self.delivery = None;
     }
 
     /// Settles by putting the message back, after `delay` if given.
@@ -68,16 +60,19 @@ impl MemoryMessage {
             return;
         };
         if self.redelivery == Redelivery::Disabled {
-            self.queue.recycle(again.envelope);
             return;
         }
+        // Its queue is gone with its subscription: nobody is left to redeliver to.
+        let Some(queue) = again.envelope.home() else {
+            return;
+        };
         again.redeliveries = again.redeliveries.saturating_add(1);
         let runtime =
             delay.and_then(|d| tokio::runtime::Handle::try_current().ok().map(|rt| (d, rt)));
         match runtime {
-            Some((delay, runtime)) => self.queue.requeue_after(again, delay, &runtime),
+            Some((delay, runtime)) => queue.requeue_after(again, delay, &runtime),
             // Without a tokio runtime there is no timer: redeliver at once rather than lose it.
-            None => self.queue.requeue(again),
+            None => queue.requeue(again),
         }
     }
 }

@@ -6,19 +6,24 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::envelope::{Envelope, EnvelopePool};
+use super::envelope::{Envelope, EnvelopeRing};
+use crate::OutgoingMessage;
 
 /// How many deliveries taken ahead a consumer hands out between two wake-ups of the
 /// publishers waiting for room.
 const ROOM_WAKE_EVERY: usize = 16;
+
+/// How many envelopes a queue keeps for reuse beyond its capacity: those of messages
+/// being handled, or waiting for a delayed redelivery, while the queue fills up again.
+const RING_SLACK: usize = 64;
 
 /// One delivery of an envelope to one queue.
 #[derive(Debug, Clone)]
@@ -35,9 +40,10 @@ pub(crate) enum PushError {
     Full,
 }
 
-#[derive(Default)]
 struct State {
     ready: VecDeque<Delivery>,
+    /// Where publishes to this queue get their envelopes.
+    ring: EnvelopeRing,
     closed: bool,
 }
 
@@ -46,7 +52,6 @@ pub(crate) struct DeliveryQueue {
     readable: Notify,
     writable: Notify,
     capacity: usize,
-    pool: Arc<EnvelopePool>,
     /// Redeliveries waiting for their delay.
     scheduled: AtomicUsize,
     /// Deliveries taken ahead by the subscriber (see [`take_ready`](Self::take_ready)),
@@ -91,18 +96,23 @@ impl Drop for Waiting<'_> {
 }
 
 impl DeliveryQueue {
-    pub(crate) fn new(capacity: usize, pool: Arc<EnvelopePool>) -> Self {
-        Self {
-            state: Mutex::new(State::default()),
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        let capacity = capacity.max(1);
+        Arc::new_cyclic(|queue| Self {
+            state: Mutex::new(State {
+                ready: VecDeque::new(),
+                // Room for a full queue and the messages its consumers hold meanwhile.
+                ring: EnvelopeRing::new(capacity.saturating_add(RING_SLACK), Weak::clone(queue)),
+                closed: false,
+            }),
             readable: Notify::new(),
             writable: Notify::new(),
-            capacity: capacity.max(1),
-            pool,
+            capacity,
             scheduled: AtomicUsize::new(0),
             prefetched: AtomicUsize::new(0),
             waiting_consumers: AtomicUsize::new(0),
             waiting_publishers: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// Messages waiting: ready ones and redeliveries scheduled for later.
@@ -128,30 +138,33 @@ impl DeliveryQueue {
         });
     }
 
-    /// Returns a settled envelope to the server's pool.
-    #[inline]
-    pub(crate) fn recycle(&self, envelope: Arc<Envelope>) {
-        self.pool.recycle(envelope);
-    }
-
     fn wake_a_consumer(&self) {
         if self.waiting_consumers.load(Ordering::SeqCst) > 0 {
             self.readable.notify_one();
         }
     }
 
-    /// Appends without waiting; gives the delivery back if the queue is full.
+    /// Appends a copy of `msg` without waiting, unless the queue is full or closed.
+    /// `shared_name`, if given, is `msg`'s name, shared rather than copied.
     #[inline(always)]
-    pub(crate) fn try_push(&self, delivery: Delivery) -> Result<(), (PushError, Delivery)> {
+    pub(crate) fn try_push(
+        &self,
+        msg: &OutgoingMessage<'_>,
+        shared_name: Option<&Arc<str>>,
+    ) -> Result<(), PushError> {
         let mut state = lock(&self.state);
         if state.closed {
-            return Err((PushError::Closed, delivery));
+            return Err(PushError::Closed);
         }
         let len = state.ready.len();
         if len + self.prefetched.load(Ordering::SeqCst) >= self.capacity {
-            return Err((PushError::Full, delivery));
+            return Err(PushError::Full);
         }
-        state.ready.push_back(delivery);
+        let envelope = state.ring.envelope(msg, shared_name);
+        state.ready.push_back(Delivery {
+            envelope,
+            redeliveries: 0,
+        });
         drop(state);
         // A consumer only waits after finding the queue empty, so only the push that ends
         // the emptiness needs to wake one (each woken consumer hands the wake-up on while
@@ -162,17 +175,18 @@ impl DeliveryQueue {
         Ok(())
     }
 
-    /// Appends, waiting for room until `deadline`.
+    /// Appends a copy of `msg`, waiting for room until `deadline`.
     pub(crate) async fn push(
         &self,
-        mut delivery: Delivery,
+        msg: &OutgoingMessage<'_>,
+        shared_name: Option<&Arc<str>>,
         deadline: Instant,
     ) -> Result<(), PushError> {
         let _waiting = Waiting::new(&self.waiting_publishers);
         loop {
             let mut room = pin!(self.writable.notified());
             room.as_mut().enable();
-            match self.try_push(delivery) {
+            match self.try_push(msg, shared_name) {
                 Ok(()) => {
                     // Consumers wake one publisher when the queue stops being full; the
                     // woken one passes the wake-up on while there is room, so every
@@ -182,8 +196,8 @@ impl DeliveryQueue {
                     }
                     return Ok(());
                 }
-                Err((PushError::Closed, _)) => return Err(PushError::Closed),
-                Err((PushError::Full, back)) => delivery = back,
+                Err(PushError::Closed) => return Err(PushError::Closed),
+                Err(PushError::Full) => {}
             }
             if tokio::time::timeout_at(deadline, room).await.is_err() {
                 return Err(PushError::Full);
@@ -195,13 +209,18 @@ impl DeliveryQueue {
         lock(&self.state).ready.len() + self.prefetched.load(Ordering::SeqCst) < self.capacity
     }
 
-    /// Appends regardless of the bound (transactions commit all or nothing).
-    pub(crate) fn push_unbounded(&self, delivery: Delivery) -> bool {
+    /// Appends a copy of `msg` regardless of the bound (transactions commit all or
+    /// nothing).
+    pub(crate) fn push_unbounded(&self, msg: &OutgoingMessage<'_>) -> bool {
         let mut state = lock(&self.state);
         if state.closed {
             return false;
         }
-        state.ready.push_back(delivery);
+        let envelope = state.ring.envelope(msg, None);
+        state.ready.push_back(Delivery {
+            envelope,
+            redeliveries: 0,
+        });
         drop(state);
         self.wake_a_consumer();
         true
@@ -345,6 +364,7 @@ impl DeliveryQueue {
         let mut state = lock(&self.state);
         state.closed = true;
         state.ready.clear();
+        state.ring.clear();
         drop(state);
         self.readable.notify_waiters();
         self.writable.notify_waiters();

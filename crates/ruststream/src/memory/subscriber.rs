@@ -1,6 +1,7 @@
 //! [`MemorySubscriber`]: the stream of one memory subscription.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,6 @@ use futures::Stream;
 use futures::stream::unfold;
 use tokio_util::sync::ReusableBoxFuture;
 
-use super::MemoryError;
 use super::hub::{RouteKey, SubscriberSlot};
 use super::message::{MemoryMessage, Redelivery};
 use super::queue::Delivery;
@@ -63,12 +63,12 @@ impl MemorySubscriber {
 
     #[inline]
     fn message(&self, delivery: Delivery) -> MemoryMessage {
-        MemoryMessage::new(delivery, Arc::clone(&self.slot.queue), self.redelivery)
+        MemoryMessage::new(delivery, self.redelivery)
     }
 
     /// A ready delivery is returned at once, without a future; otherwise the wait is
     /// polled (and kept for the next poll).
-    #[inline]
+    #[inline(always)]
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<MemoryMessage>> {
         if !self.waiting {
             if let Some(delivery) = self.take_buffered() {
@@ -155,13 +155,15 @@ impl Drop for MemorySubscriber {
 
 impl Subscriber for MemorySubscriber {
     type Message = MemoryMessage;
-    type Error = MemoryError;
+    /// The stream never fails: a subscription that is closed (unsubscribed, or the
+    /// broker shut down) ends it. A small item type also keeps each delivery cheap to move.
+    type Error = Infallible;
 
     // Deliberately stronger than the trait: the memory stream is `Unpin`.
     #[allow(refining_impl_trait)]
     fn stream(
         &mut self,
-    ) -> impl Stream<Item = Result<MemoryMessage, MemoryError>> + Send + Unpin + '_ {
+    ) -> impl Stream<Item = Result<MemoryMessage, Infallible>> + Send + Unpin + '_ {
         MemoryStream { subscriber: self }
     }
 }
@@ -171,7 +173,7 @@ impl BatchSubscriber for MemorySubscriber {
         &mut self,
         max_messages: usize,
         max_wait: Duration,
-    ) -> impl Stream<Item = Result<Vec<MemoryMessage>, MemoryError>> + Send + '_ {
+    ) -> impl Stream<Item = Result<Vec<MemoryMessage>, Infallible>> + Send + '_ {
         unfold(self, move |subscriber| async move {
             let batch = subscriber.next_batch(max_messages, max_wait).await?;
             Some((Ok(batch), subscriber))
@@ -199,9 +201,9 @@ struct MemoryStream<'a> {
 }
 
 impl Stream for MemoryStream<'_> {
-    type Item = Result<MemoryMessage, MemoryError>;
+    type Item = Result<MemoryMessage, Infallible>;
 
-    #[inline]
+    #[inline(always)]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut()
             .subscriber

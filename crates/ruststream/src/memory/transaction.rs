@@ -1,7 +1,5 @@
 //! [`MemoryTransaction`].
 
-use std::sync::Arc;
-
 use super::envelope::Envelope;
 use super::{MemoryBroker, MemoryError};
 use crate::{OutgoingMessage, Transaction};
@@ -10,7 +8,7 @@ use crate::{OutgoingMessage, Transaction};
 #[derive(Debug)]
 pub struct MemoryTransaction {
     broker: MemoryBroker,
-    staged: Vec<Arc<Envelope>>,
+    staged: Vec<Envelope>,
 }
 
 impl MemoryTransaction {
@@ -26,13 +24,13 @@ impl Transaction for MemoryTransaction {
     type Error = MemoryError;
 
     async fn publish(&mut self, msg: OutgoingMessage<'_>) -> Result<(), MemoryError> {
-        let envelope = self.broker.envelope(&msg)?;
-        self.staged.push(envelope);
+        let staged = self.broker.stage(&msg)?;
+        self.staged.push(staged);
         Ok(())
     }
 
     async fn commit(self) -> Result<(), MemoryError> {
-        self.broker.commit(self.staged)
+        self.broker.commit(&self.staged)
     }
 
     async fn abort(self) -> Result<(), MemoryError> {

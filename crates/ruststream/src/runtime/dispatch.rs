@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::future::{BoxFuture, Either, MaybeDone, maybe_done};
-use futures::{FutureExt, Stream};
+use futures::Stream;
+use futures::future::{BoxFuture, MaybeDone, maybe_done};
 use tokio::task::JoinHandle;
 use tokio_util::sync::WaitForCancellationFuture;
 use tracing::Instrument as _;
@@ -302,12 +302,57 @@ async fn run<B, S, H>(
 /// The next item of `stream`, or `None` once intake stops. `stopped` is the intake's
 /// [`cancelled`](Intake::cancelled) future, made once per loop rather than per message: a
 /// busy subscription pays one atomic load for the stop check and builds nothing.
-pub(crate) fn next_or_stop<'s, St: Stream + ?Sized>(
-    mut stream: Pin<&'s mut St>,
+pub(crate) fn next_or_stop<'s, 'c, St: Stream + ?Sized>(
+    stream: Pin<&'s mut St>,
     intake: &'s Intake,
-    mut stopped: Pin<&'s mut WaitForCancellationFuture<'_>>,
-) -> impl Future<Output = Option<Option<St::Item>>> {
-    poll_fn(move |cx| poll_next_or_stop(stream.as_mut(), intake, stopped.as_mut(), cx))
+    stopped: Pin<&'s mut WaitForCancellationFuture<'c>>,
+) -> NextOrStop<'s, 'c, St> {
+    NextOrStop {
+        stream,
+        intake,
+        stopped,
+    }
+}
+
+/// The future of [`next_or_stop`]: a named type rather than a `poll_fn`, so its poll can
+/// be inlined into the consume loop (it runs once per message).
+pub(crate) struct NextOrStop<'s, 'c, St: ?Sized> {
+    stream: Pin<&'s mut St>,
+    intake: &'s Intake,
+    stopped: Pin<&'s mut WaitForCancellationFuture<'c>>,
+}
+
+impl<St: Stream + ?Sized> Future for NextOrStop<'_, '_, St> {
+    type Output = Option<Option<St::Item>>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        poll_next_or_stop(this.stream.as_mut(), this.intake, this.stopped.as_mut(), cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler future with each poll's panic caught, as `futures`' `catch_unwind`, but
+    /// a type whose poll is inlined into the consume loop (it runs once per message).
+    struct Caught<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Caught<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// One poll of [`next_or_stop`].
@@ -332,33 +377,82 @@ fn poll_next_or_stop<St: Stream + ?Sized>(
 const POLL_ALL_UP_TO: usize = 30;
 
 /// A stream shared by the workers of one subscription, all polled by one task.
-enum SharedStream<'s, St: ?Sized> {
-    /// Every worker is polled at each wake-up ([`join_workers`]): the stream keeps one
-    /// waker, the task's, so a lock held within one poll is enough and costs next to
-    /// nothing.
-    Polled(parking_lot::Mutex<Pin<&'s mut St>>),
-    /// Workers are polled only when woken (`join_all` of many futures): a worker waits
-    /// for the stream holding an async lock, whose release wakes the next one.
-    Locked(futures::lock::Mutex<Pin<&'s mut St>>),
-}
+trait SharedStream: Sync {
+    type Item;
 
-impl<St: Stream + ?Sized> SharedStream<'_, St> {
-    /// The next item, or `None` once `stop` is cancelled (see [`next_or_stop`]). Not an
-    /// `async fn`: the polled case stays a bare `poll_fn`, with no state machine around it.
+    /// Whether every worker is polled at each wake-up ([`join_workers`]) rather than only
+    /// the woken ones (`join_all`).
+    const POLL_ALL: bool;
+
+    /// The next item, or `None` once `stop` is cancelled (see [`next_or_stop`]).
     fn next<'a>(
         &'a self,
         stop: &'a Intake,
-        mut stopped: Pin<&'a mut WaitForCancellationFuture<'_>>,
-    ) -> impl Future<Output = Option<Option<St::Item>>> + 'a {
-        match self {
-            Self::Polled(stream) => Either::Left(poll_fn(move |cx| {
-                poll_next_or_stop(stream.lock().as_mut(), stop, stopped.as_mut(), cx)
-            })),
-            Self::Locked(stream) => Either::Right(async move {
-                let mut stream = stream.lock().await;
-                next_or_stop(stream.as_mut(), stop, stopped).await
-            }),
+        stopped: Pin<&'a mut WaitForCancellationFuture<'_>>,
+    ) -> impl Future<Output = Option<Option<Self::Item>>> + Send + 'a;
+}
+
+/// Every worker is polled at each wake-up: the stream keeps one waker, the task's, so a
+/// lock held within one poll is enough and costs next to nothing.
+struct Polled<'s, St: ?Sized>(parking_lot::Mutex<Pin<&'s mut St>>);
+
+/// Workers are polled only when woken (`join_all` of many futures): a worker waits for
+/// the stream holding an async lock, whose release wakes the next one.
+struct Locked<'s, St: ?Sized>(futures::lock::Mutex<Pin<&'s mut St>>);
+
+impl<St: Stream + Send + ?Sized> SharedStream for Polled<'_, St>
+where
+    St::Item: Send,
+{
+    type Item = St::Item;
+    const POLL_ALL: bool = true;
+
+    fn next<'a>(
+        &'a self,
+        stop: &'a Intake,
+        stopped: Pin<&'a mut WaitForCancellationFuture<'_>>,
+    ) -> impl Future<Output = Option<Option<St::Item>>> + Send + 'a {
+        PolledNext {
+            stream: &self.0,
+            stop,
+            stopped,
         }
+    }
+}
+
+/// The future of [`Polled::next`]: a named type, so its poll is inlined into the worker's
+/// loop (it runs once per message).
+struct PolledNext<'a, 's, 'c, St: ?Sized> {
+    stream: &'a parking_lot::Mutex<Pin<&'s mut St>>,
+    stop: &'a Intake,
+    stopped: Pin<&'a mut WaitForCancellationFuture<'c>>,
+}
+
+impl<St: Stream + ?Sized> Future for PolledNext<'_, '_, '_, St> {
+    type Output = Option<Option<St::Item>>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut stream = this.stream.lock();
+        poll_next_or_stop(stream.as_mut(), this.stop, this.stopped.as_mut(), cx)
+    }
+}
+
+impl<St: Stream + Send + ?Sized> SharedStream for Locked<'_, St>
+where
+    St::Item: Send,
+{
+    type Item = St::Item;
+    const POLL_ALL: bool = false;
+
+    async fn next<'a>(
+        &'a self,
+        stop: &'a Intake,
+        stopped: Pin<&'a mut WaitForCancellationFuture<'_>>,
+    ) -> Option<Option<St::Item>> {
+        let mut stream = self.0.lock().await;
+        next_or_stop(stream.as_mut(), stop, stopped).await
     }
 }
 
@@ -392,24 +486,25 @@ async fn join_workers<F: Future>(workers: impl Iterator<Item = F>) -> Vec<F::Out
 /// `Worker::ack_only` on purpose: awaiting that `async fn` here measured 34
 /// instructions more per message.
 macro_rules! process {
-    ($worker:expr, $message:expr, $slot:expr, $intake:expr) => {{
-        let message = $message;
-        if $worker.plain(&message) {
-            match $worker.call_handler(&message, &mut $slot.reply).await {
+    // `$message` is the binding itself, not rebound: a rebinding is a move of the
+    // message in the loop's state.
+    ($worker:expr, $message:ident, $slot:expr, $intake:expr) => {{
+        if $worker.plain(&$message) {
+            match $worker.call_handler(&$message, &mut $slot.reply).await {
                 ack @ Ok(Outcome(Kind::Settle(HandlerResult::Ack))) => {
                     // An ack owns nothing: skip the outcome's drop glue, a tenth of the
                     // loop's own cost.
                     std::mem::forget(ack);
-                    if let Err(message) = message.ack_now()
-                        && let Err(error) = message.ack().await
+                    if let Err(unsettled) = $message.ack_now()
+                        && let Err(error) = unsettled.ack().await
                     {
                         $worker.ack_failed(&error);
                     }
                 }
-                outcome => $worker.conclude(message, outcome, $slot).await,
+                outcome => $worker.conclude($message, outcome, $slot).await,
             }
         } else {
-            $worker.process_in_full(message, $slot, $intake).await
+            $worker.process_in_full($message, $slot, $intake).await
         }
     }};
 }
@@ -472,15 +567,24 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
     async fn consume_concurrent<M, E, St>(&self, stream: St, intake: &Intake) -> End<E>
     where
         M: IncomingMessage,
-        St: Stream<Item = Result<M, E>>,
+        St: Stream<Item = Result<M, E>> + Send,
+        E: Send,
     {
         let stream = pin!(stream);
-        let polled = self.options.workers <= POLL_ALL_UP_TO;
-        let stream = if polled {
-            SharedStream::Polled(parking_lot::Mutex::new(stream))
+        if self.options.workers <= POLL_ALL_UP_TO {
+            self.run_workers(&Polled(parking_lot::Mutex::new(stream)), intake)
+                .await
         } else {
-            SharedStream::Locked(futures::lock::Mutex::new(stream))
-        };
+            self.run_workers(&Locked(futures::lock::Mutex::new(stream)), intake)
+                .await
+        }
+    }
+
+    async fn run_workers<M, E, S>(&self, stream: &S, intake: &Intake) -> End<E>
+    where
+        M: IncomingMessage,
+        S: SharedStream<Item = Result<M, E>>,
+    {
         let stop = intake.child();
         let workers = (0..self.options.workers).map(|_| async {
             let mut slot = Slot::new(self.scope.format);
@@ -499,7 +603,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
                 return end;
             }
         });
-        let ends = if polled {
+        let ends = if S::POLL_ALL {
             join_workers(workers).await
         } else {
             futures::future::join_all(workers).await
@@ -578,7 +682,9 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         message: &'a M,
         reply: &'a mut ReplyBuffer,
     ) -> impl Future<Output = std::thread::Result<Outcome>> + 'a {
-        AssertUnwindSafe(self.handler.call(Message::of(message, &self.scope), reply)).catch_unwind()
+        Caught {
+            future: self.handler.call(Message::of(message, &self.scope), reply),
+        }
     }
 
     /// The full path: retry-copy headers, observers and the span.

@@ -48,6 +48,7 @@ pub enum Rejection {
 }
 
 impl<'a, T: DeserializeOwned> FromMessage<'a> for T {
+    #[inline(always)]
     fn from_message(message: &Message<'a>) -> Result<Self, Rejection> {
         Ok(message.decode()?)
     }

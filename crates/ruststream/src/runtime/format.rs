@@ -49,6 +49,7 @@ impl Format {
     }
 
     /// Decodes `bytes` as `T`.
+    #[inline(always)]
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
         #[cfg(any(feature = "json", feature = "msgpack", feature = "cbor"))]
         use crate::codec::Decode as _;

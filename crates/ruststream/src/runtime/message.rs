@@ -188,6 +188,7 @@ impl<'a> Message<'a> {
     }
 
     /// Decodes the payload with the subscriber's format.
+    #[inline(always)]
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
         self.scope.format.decode(self.payload)
     }

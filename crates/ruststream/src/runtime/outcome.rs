@@ -70,7 +70,8 @@ pub(crate) enum Kind {
     /// The reply is in the [`ReplyBuffer`]; publish it, then ack.
     Reply,
     Failed(BoxError),
-    Rejected(Rejection),
+    /// Boxed: a rejection is rare, and a small `Outcome` is cheap to move on every call.
+    Rejected(Box<Rejection>),
 }
 
 impl Outcome {
@@ -86,7 +87,7 @@ impl Outcome {
 
     /// An argument could not be extracted: the subscriber's decode-failure policy applies.
     pub fn rejected(rejection: Rejection) -> Self {
-        Outcome(Kind::Rejected(rejection))
+        Outcome(Kind::Rejected(Box::new(rejection)))
     }
 
     /// A reply was encoded into the [`ReplyBuffer`]: publish it, then ack.

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
@@ -156,9 +157,10 @@ pub struct TestSubscriber(MemorySubscriber);
 
 impl Subscriber for TestSubscriber {
     type Message = TestMessage;
-    type Error = MemoryError;
+    /// Never fails, as the memory broker's stream (see [`MemorySubscriber`]).
+    type Error = Infallible;
 
-    fn stream(&mut self) -> impl Stream<Item = Result<TestMessage, MemoryError>> + Send + '_ {
+    fn stream(&mut self) -> impl Stream<Item = Result<TestMessage, Infallible>> + Send + '_ {
         self.0.stream().map(|message| message.map(TestMessage))
     }
 }
@@ -168,7 +170,7 @@ impl BatchSubscriber for TestSubscriber {
         &mut self,
         max_messages: usize,
         max_wait: Duration,
-    ) -> impl Stream<Item = Result<Vec<TestMessage>, MemoryError>> + Send + '_ {
+    ) -> impl Stream<Item = Result<Vec<TestMessage>, Infallible>> + Send + '_ {
         self.0
             .batches(max_messages, max_wait)
             .map(|batch| batch.map(|messages| messages.into_iter().map(TestMessage).collect()))
