@@ -133,7 +133,7 @@ impl MemoryBroker {
             .unwrap_or_else(PoisonError::into_inner);
         subscribers.retain(|s| s.strong_count() > 0);
         subscribers.push(Arc::downgrade(&slot));
-        Ok(MemorySubscriber::new(slot, self.hub.redelivery))
+        Ok(MemorySubscriber::new(slot))
     }
 
     #[inline]

@@ -2,6 +2,7 @@
 //! settled envelopes, so the steady publish-deliver-ack path allocates nothing and settling
 //! takes no lock.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::queue::DeliveryQueue;
@@ -20,6 +21,10 @@ pub(crate) struct Envelope {
     pub(crate) headers: Headers,
     key: Option<Vec<u8>>,
     reply_to: Option<String>,
+    /// How often its message was redelivered: an envelope belongs to one queue and is
+    /// delivered once at a time, so the count can live here (atomic only because the
+    /// envelope is shared with the queue's ring).
+    redeliveries: AtomicU32,
     /// The queue that filled it, where a redelivery goes. Weak: the queue keeps its
     /// envelopes, and a message outliving its subscription is not redelivered.
     home: Weak<DeliveryQueue>,
@@ -33,6 +38,7 @@ pub(crate) static EMPTY_ENVELOPE: Envelope = Envelope {
     headers: Headers::new(),
     key: None,
     reply_to: None,
+    redeliveries: AtomicU32::new(0),
     home: Weak::new(),
 };
 
@@ -76,6 +82,7 @@ impl Envelope {
                 self.name.push_str(msg.name());
             }
         }
+        *self.redeliveries.get_mut() = 0;
         self.payload.clear();
         self.payload.extend_from_slice(msg.payload());
         // Most messages carry no headers, key or reply-to: skip the clones then.
@@ -104,6 +111,19 @@ impl Envelope {
     #[inline]
     pub(crate) fn reply_to(&self) -> Option<&str> {
         self.reply_to.as_deref()
+    }
+
+    /// How often its message was redelivered.
+    #[inline]
+    pub(crate) fn redeliveries(&self) -> u32 {
+        self.redeliveries.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more redelivery (the message is going back to its queue).
+    pub(crate) fn redelivered(&self) {
+        let count = self.redeliveries();
+        self.redeliveries
+            .store(count.saturating_add(1), Ordering::Relaxed);
     }
 
     /// The queue it was delivered from, while that queue is open.
@@ -151,22 +171,46 @@ impl EnvelopeRing {
         msg: &OutgoingMessage<'_>,
         shared_name: Option<&Arc<str>>,
     ) -> Arc<Envelope> {
-        // One still in use (held by a slow handler, or waiting for its redelivery) is
-        // passed over, and the one after it tried.
+        let at = self.next;
+        if let Some(envelope) = self.envelopes.get_mut(at)
+            && let Some(settled) = Arc::get_mut(envelope)
+        {
+            settled.fill(msg, shared_name);
+            self.next = at + 1;
+            return self.hand_out(at);
+        }
+        self.envelope_after_wrap(msg, shared_name)
+    }
+
+    /// [`envelope`](Self::envelope) past the end of the ring, or past one still in use
+    /// (held by a slow handler, or waiting for its redelivery): that one is passed over
+    /// and the one after it tried.
+    #[cold]
+    fn envelope_after_wrap(
+        &mut self,
+        msg: &OutgoingMessage<'_>,
+        shared_name: Option<&Arc<str>>,
+    ) -> Arc<Envelope> {
         let len = self.envelopes.len();
         for _ in 0..len.min(2) {
             let at = if self.next < len { self.next } else { 0 };
             self.next = at + 1;
-            let envelope = &mut self.envelopes[at];
-            if let Some(settled) = Arc::get_mut(envelope) {
+            if let Some(settled) = Arc::get_mut(&mut self.envelopes[at]) {
                 settled.fill(msg, shared_name);
-                if settled.payload.capacity() > LARGEST_KEPT_PAYLOAD {
-                    return self.envelopes.swap_remove(at);
-                }
-                return Arc::clone(envelope);
+                return self.hand_out(at);
             }
         }
         self.fresh(msg, shared_name)
+    }
+
+    /// The envelope at `at`, just filled: kept for the next round unless its buffer grew
+    /// too large.
+    #[inline(always)]
+    fn hand_out(&mut self, at: usize) -> Arc<Envelope> {
+        if self.envelopes[at].payload.capacity() > LARGEST_KEPT_PAYLOAD {
+            return self.envelopes.swap_remove(at);
+        }
+        Arc::clone(&self.envelopes[at])
     }
 
     #[cold]

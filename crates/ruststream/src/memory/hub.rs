@@ -116,7 +116,7 @@ impl Hub {
     }
 
     fn new_queue(&self) -> Arc<DeliveryQueue> {
-        DeliveryQueue::new(self.config.queue_capacity)
+        DeliveryQueue::new(self.config.queue_capacity, self.redelivery)
     }
 
     /// Adds a route (or joins a group) and returns its queue.

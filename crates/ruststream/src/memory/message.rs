@@ -28,15 +28,13 @@ pub(crate) enum Redelivery {
 pub struct MemoryMessage {
     /// `None` once settled.
     delivery: Option<Delivery>,
-    redelivery: Redelivery,
 }
 
 impl MemoryMessage {
     #[inline]
-    pub(crate) fn new(delivery: Delivery, redelivery: Redelivery) -> Self {
+    pub(crate) fn new(delivery: Delivery) -> Self {
         Self {
             delivery: Some(delivery),
-            redelivery,
         }
     }
 
@@ -56,17 +54,17 @@ impl MemoryMessage {
 
     /// Settles by putting the message back, after `delay` if given.
     fn redeliver(&mut self, delay: Option<Duration>) {
-        let Some(mut again) = self.delivery.take() else {
+        let Some(again) = self.delivery.take() else {
             return;
         };
-        if self.redelivery == Redelivery::Disabled {
-            return;
-        }
         // Its queue is gone with its subscription: nobody is left to redeliver to.
         let Some(queue) = again.envelope.home() else {
             return;
         };
-        again.redeliveries = again.redeliveries.saturating_add(1);
+        if queue.redelivery == Redelivery::Disabled {
+            return;
+        }
+        again.envelope.redelivered();
         let runtime =
             delay.and_then(|d| tokio::runtime::Handle::try_current().ok().map(|rt| (d, rt)));
         match runtime {
@@ -149,6 +147,6 @@ impl IncomingMessage for MemoryMessage {
 
     #[inline]
     fn redelivery_count(&self) -> Option<u32> {
-        self.delivery.as_ref().map(|d| d.redeliveries)
+        self.delivery.as_ref().map(|d| d.envelope.redeliveries())
     }
 }

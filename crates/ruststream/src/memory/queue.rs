@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::envelope::{Envelope, EnvelopeRing};
+use super::message::Redelivery;
 use crate::OutgoingMessage;
 
 /// How many deliveries taken ahead a consumer hands out between two wake-ups of the
@@ -25,11 +26,12 @@ const ROOM_WAKE_EVERY: usize = 16;
 /// being handled, or waiting for a delayed redelivery, while the queue fills up again.
 const RING_SLACK: usize = 64;
 
-/// One delivery of an envelope to one queue.
+/// One delivery of an envelope to its queue: the envelope itself, which belongs to one
+/// queue and is delivered once at a time, so it also counts the redeliveries. A pointer,
+/// cheap to move through the queue and the consumer's stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     pub(crate) envelope: Arc<Envelope>,
-    pub(crate) redeliveries: u32,
 }
 
 /// Why a push did not happen.
@@ -52,6 +54,8 @@ pub(crate) struct DeliveryQueue {
     readable: Notify,
     writable: Notify,
     capacity: usize,
+    /// Whether settling can redeliver.
+    pub(crate) redelivery: Redelivery,
     /// Redeliveries waiting for their delay.
     scheduled: AtomicUsize,
     /// Deliveries taken ahead by the subscriber (see [`take_ready`](Self::take_ready)),
@@ -96,7 +100,7 @@ impl Drop for Waiting<'_> {
 }
 
 impl DeliveryQueue {
-    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+    pub(crate) fn new(capacity: usize, redelivery: Redelivery) -> Arc<Self> {
         let capacity = capacity.max(1);
         Arc::new_cyclic(|queue| Self {
             state: Mutex::new(State {
@@ -108,6 +112,7 @@ impl DeliveryQueue {
             readable: Notify::new(),
             writable: Notify::new(),
             capacity,
+            redelivery,
             scheduled: AtomicUsize::new(0),
             prefetched: AtomicUsize::new(0),
             waiting_consumers: AtomicUsize::new(0),
@@ -161,10 +166,7 @@ impl DeliveryQueue {
             return Err(PushError::Full);
         }
         let envelope = state.ring.envelope(msg, shared_name);
-        state.ready.push_back(Delivery {
-            envelope,
-            redeliveries: 0,
-        });
+        state.ready.push_back(Delivery { envelope });
         drop(state);
         // A consumer only waits after finding the queue empty, so only the push that ends
         // the emptiness needs to wake one (each woken consumer hands the wake-up on while
@@ -217,10 +219,7 @@ impl DeliveryQueue {
             return false;
         }
         let envelope = state.ring.envelope(msg, None);
-        state.ready.push_back(Delivery {
-            envelope,
-            redeliveries: 0,
-        });
+        state.ready.push_back(Delivery { envelope });
         drop(state);
         self.wake_a_consumer();
         true
@@ -273,16 +272,16 @@ impl DeliveryQueue {
     }
 
     /// Like [`ready_or_stopped`](Self::ready_or_stopped), but with `ahead` takes every
-    /// ready delivery at once, swapping the queue's storage with the empty `buffer`: for
-    /// a consumer that is the queue's only one (a fan-out subscription), one lock and no
-    /// copying per batch rather than a lock per message. Deliveries taken ahead count as
-    /// backlog and against the capacity until [`handed_out`](Self::handed_out), so the
-    /// bound still holds.
+    /// ready delivery at once into the empty `buffer`, next one last (so handing one out
+    /// is a `pop`), trading storage with the queue: for a consumer that is the queue's
+    /// only one (a fan-out subscription), one lock and no allocation per batch rather than
+    /// a lock per message. Deliveries taken ahead count as backlog and against the
+    /// capacity until [`handed_out`](Self::handed_out), so the bound still holds.
     #[inline]
     pub(crate) fn take_ready(
         &self,
         stop: &AtomicBool,
-        buffer: &mut VecDeque<Delivery>,
+        buffer: &mut Vec<Delivery>,
         ahead: bool,
     ) -> Result<Option<Delivery>, ()> {
         debug_assert!(
@@ -297,12 +296,15 @@ impl DeliveryQueue {
         if !ahead || len < 2 {
             return Ok(self.take_front(state, false));
         }
-        std::mem::swap(&mut state.ready, buffer);
+        // The buffer's storage becomes the queue's: no allocation either way.
+        let taken = std::mem::replace(&mut state.ready, VecDeque::from(std::mem::take(buffer)));
         let before = self.prefetched.fetch_add(len - 1, Ordering::SeqCst);
         drop(state);
         // The room grew by the one handed out, as with a single take.
         self.wake_after_taking(len + before, 0, false);
-        Ok(buffer.pop_front())
+        *buffer = Vec::from(taken);
+        buffer.reverse();
+        Ok(buffer.pop())
     }
 
     /// A delivery taken ahead leaves the backlog: it is being handed to the consumer.

@@ -1,6 +1,5 @@
 //! [`MemorySubscriber`]: the stream of one memory subscription.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use futures::stream::unfold;
 use tokio_util::sync::ReusableBoxFuture;
 
 use super::hub::{RouteKey, SubscriberSlot};
-use super::message::{MemoryMessage, Redelivery};
+use super::message::MemoryMessage;
 use super::queue::Delivery;
 use crate::{BatchSubscriber, Reply, Subscriber};
 
@@ -21,12 +20,12 @@ use crate::{BatchSubscriber, Reply, Subscriber};
 /// queue for the members that remain or come back).
 pub struct MemorySubscriber {
     slot: Arc<SubscriberSlot>,
-    /// Deliveries taken from the queue ahead of time (fan-out subscriptions only: a group
-    /// shares its queue, and taking ahead would starve the other members).
-    buffer: VecDeque<Delivery>,
+    /// Deliveries taken from the queue ahead of time, the next one last (fan-out
+    /// subscriptions only: a group shares its queue, and taking ahead would starve the
+    /// other members).
+    buffer: Vec<Delivery>,
     /// Whether to take every ready delivery at once (see `DeliveryQueue::take_ready`).
     ahead: bool,
-    redelivery: Redelivery,
     /// The wait for a delivery that was not ready, kept between polls (and between
     /// streams, so a dropped stream loses nothing); its allocation is reused.
     wait: ReusableBoxFuture<'static, Option<Delivery>>,
@@ -48,14 +47,13 @@ async fn wait_for_delivery(slot: Arc<SubscriberSlot>) -> Option<Delivery> {
 }
 
 impl MemorySubscriber {
-    pub(crate) fn new(slot: Arc<SubscriberSlot>, redelivery: Redelivery) -> Self {
+    pub(crate) fn new(slot: Arc<SubscriberSlot>) -> Self {
         let wait = ReusableBoxFuture::new(wait_for_delivery(Arc::clone(&slot)));
         let ahead = matches!(slot.key, RouteKey::FanOut(_));
         Self {
-            buffer: VecDeque::new(),
+            buffer: Vec::new(),
             ahead,
             slot,
-            redelivery,
             wait,
             waiting: false,
         }
@@ -63,7 +61,7 @@ impl MemorySubscriber {
 
     #[inline]
     fn message(&self, delivery: Delivery) -> MemoryMessage {
-        MemoryMessage::new(delivery, self.redelivery)
+        MemoryMessage::new(delivery)
     }
 
     /// A ready delivery is returned at once, without a future; otherwise the wait is
@@ -98,7 +96,7 @@ impl MemorySubscriber {
         if self.slot.stop.load(Ordering::Acquire) {
             return Some(None);
         }
-        let delivery = self.buffer.pop_front()?;
+        let delivery = self.buffer.pop()?;
         self.slot.queue.handed_out();
         Some(Some(delivery))
     }
