@@ -14,8 +14,8 @@ use crate::{Headers, OutgoingMessage};
 pub(crate) struct Envelope {
     /// The name, when it was copied (see `shared_name`).
     name: String,
-    /// The name as the literal route that received it spells it: shared rather than
-    /// copied, the common case (and a recycled envelope usually holds the same one).
+    /// The name as the literal route of its queue spells it: shared rather than copied,
+    /// the common case, and set once (every message of that queue has that name).
     shared_name: Option<Arc<str>>,
     pub(crate) payload: Vec<u8>,
     pub(crate) headers: Headers,
@@ -46,7 +46,7 @@ impl Envelope {
     /// A copy of `msg`, held apart from any queue (a transaction's staged publish).
     pub(crate) fn copy_of(msg: &OutgoingMessage<'_>) -> Self {
         let mut envelope = Self::default();
-        envelope.fill(msg, None);
+        envelope.fill(msg);
         envelope
     }
 
@@ -62,25 +62,14 @@ impl Envelope {
         msg
     }
 
-    /// Overwrites this envelope with `msg`, reusing its buffers. `shared_name`, if given,
-    /// is `msg`'s name.
+    /// Overwrites this envelope with `msg`, reusing its buffers. An envelope that shares
+    /// its name (see `shared_name`) keeps it: its queue's route is literal, so every
+    /// message it receives has that name.
     #[inline(always)]
-    fn fill(&mut self, msg: &OutgoingMessage<'_>, shared_name: Option<&Arc<str>>) {
-        match shared_name {
-            Some(shared) => {
-                let same = self
-                    .shared_name
-                    .as_ref()
-                    .is_some_and(|n| Arc::ptr_eq(n, shared));
-                if !same {
-                    self.shared_name = Some(Arc::clone(shared));
-                }
-            }
-            None => {
-                self.shared_name = None;
-                self.name.clear();
-                self.name.push_str(msg.name());
-            }
+    fn fill(&mut self, msg: &OutgoingMessage<'_>) {
+        if self.shared_name.is_none() {
+            self.name.clear();
+            self.name.push_str(msg.name());
         }
         *self.redeliveries.get_mut() = 0;
         self.payload.clear();
@@ -147,6 +136,8 @@ pub(crate) struct EnvelopeRing {
     limit: usize,
     /// The queue the envelopes are filled for.
     home: Weak<DeliveryQueue>,
+    /// The name of every message of that queue, when its route is literal.
+    shared_name: Option<Arc<str>>,
 }
 
 /// Envelopes whose payload buffer grew beyond this are not kept, so one big message does
@@ -154,53 +145,50 @@ pub(crate) struct EnvelopeRing {
 const LARGEST_KEPT_PAYLOAD: usize = 64 * 1024;
 
 impl EnvelopeRing {
-    pub(crate) fn new(limit: usize, home: Weak<DeliveryQueue>) -> Self {
+    pub(crate) fn new(
+        limit: usize,
+        home: Weak<DeliveryQueue>,
+        shared_name: Option<Arc<str>>,
+    ) -> Self {
         Self {
             envelopes: Vec::new(),
             next: 0,
             limit,
             home,
+            shared_name,
         }
     }
 
-    /// An envelope holding a copy of `msg` (sharing `shared_name`, `msg`'s name, if given):
-    /// the next one whose message was settled, refilled, or a new one.
+    /// An envelope holding a copy of `msg`: the next one whose message was settled,
+    /// refilled, or a new one.
     #[inline(always)]
-    pub(crate) fn envelope(
-        &mut self,
-        msg: &OutgoingMessage<'_>,
-        shared_name: Option<&Arc<str>>,
-    ) -> Arc<Envelope> {
+    pub(crate) fn envelope(&mut self, msg: &OutgoingMessage<'_>) -> Arc<Envelope> {
         let at = self.next;
         if let Some(envelope) = self.envelopes.get_mut(at)
             && let Some(settled) = Arc::get_mut(envelope)
         {
-            settled.fill(msg, shared_name);
+            settled.fill(msg);
             self.next = at + 1;
             return self.hand_out(at);
         }
-        self.envelope_after_wrap(msg, shared_name)
+        self.envelope_after_wrap(msg)
     }
 
     /// [`envelope`](Self::envelope) past the end of the ring, or past one still in use
     /// (held by a slow handler, or waiting for its redelivery): that one is passed over
     /// and the one after it tried.
     #[cold]
-    fn envelope_after_wrap(
-        &mut self,
-        msg: &OutgoingMessage<'_>,
-        shared_name: Option<&Arc<str>>,
-    ) -> Arc<Envelope> {
+    fn envelope_after_wrap(&mut self, msg: &OutgoingMessage<'_>) -> Arc<Envelope> {
         let len = self.envelopes.len();
         for _ in 0..len.min(2) {
             let at = if self.next < len { self.next } else { 0 };
             self.next = at + 1;
             if let Some(settled) = Arc::get_mut(&mut self.envelopes[at]) {
-                settled.fill(msg, shared_name);
+                settled.fill(msg);
                 return self.hand_out(at);
             }
         }
-        self.fresh(msg, shared_name)
+        self.fresh(msg)
     }
 
     /// The envelope at `at`, just filled: kept for the next round unless its buffer grew
@@ -214,16 +202,13 @@ impl EnvelopeRing {
     }
 
     #[cold]
-    fn fresh(
-        &mut self,
-        msg: &OutgoingMessage<'_>,
-        shared_name: Option<&Arc<str>>,
-    ) -> Arc<Envelope> {
+    fn fresh(&mut self, msg: &OutgoingMessage<'_>) -> Arc<Envelope> {
         let mut envelope = Envelope {
+            shared_name: self.shared_name.clone(),
             home: Weak::clone(&self.home),
             ..Envelope::default()
         };
-        envelope.fill(msg, shared_name);
+        envelope.fill(msg);
         let envelope = Arc::new(envelope);
         if self.envelopes.len() < self.limit && envelope.payload.capacity() <= LARGEST_KEPT_PAYLOAD
         {
@@ -247,11 +232,11 @@ mod tests {
     use super::*;
 
     fn ring(limit: usize) -> EnvelopeRing {
-        EnvelopeRing::new(limit, Weak::new())
+        EnvelopeRing::new(limit, Weak::new(), None)
     }
 
     fn publish(ring: &mut EnvelopeRing, body: &[u8]) -> Arc<Envelope> {
-        ring.envelope(&OutgoingMessage::new("orders", body), None)
+        ring.envelope(&OutgoingMessage::new("orders", body))
     }
 
     #[test]

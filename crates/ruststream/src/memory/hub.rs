@@ -34,38 +34,21 @@ struct Route {
     members: usize,
 }
 
-impl Route {
-    /// The pattern as the name of every message this route receives, when literal.
-    #[inline(always)]
-    fn shared_name(&self) -> Option<&Arc<str>> {
-        self.literal.then_some(&self.pattern)
-    }
-}
-
-/// A queue a publish found full, with what its copy of the message shares.
-pub(crate) struct FullQueue {
-    queue: Arc<DeliveryQueue>,
-    shared_name: Option<Arc<str>>,
-}
-
 /// The queues a publish found full (rare: the first needs no allocation, a second one a
 /// `Vec`, made only then).
 #[derive(Default)]
 pub(crate) struct FullQueues {
-    first: Option<FullQueue>,
-    more: Vec<FullQueue>,
+    first: Option<Arc<DeliveryQueue>>,
+    more: Vec<Arc<DeliveryQueue>>,
 }
 
 impl FullQueues {
     #[cold]
     fn note(&mut self, route: &Route) {
-        let full = FullQueue {
-            queue: Arc::clone(&route.queue),
-            shared_name: route.shared_name().cloned(),
-        };
+        let queue = Arc::clone(&route.queue);
         match self.first {
-            None => self.first = Some(full),
-            Some(_) => self.more.push(full),
+            None => self.first = Some(queue),
+            Some(_) => self.more.push(queue),
         }
     }
 }
@@ -115,8 +98,20 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn new_queue(&self) -> Arc<DeliveryQueue> {
-        DeliveryQueue::new(self.config.queue_capacity, self.redelivery)
+    /// A new route for `pattern`, with its own queue.
+    fn route(&self, key: RouteKey, pattern: &str) -> Route {
+        let pattern: Arc<str> = pattern.into();
+        let literal = self.matcher.is_literal(&pattern);
+        // A literal route's messages all have its pattern as their name: its envelopes
+        // share the pattern rather than copy the name.
+        let literal_name = literal.then(|| Arc::clone(&pattern));
+        Route {
+            key,
+            pattern,
+            literal,
+            queue: DeliveryQueue::new(self.config.queue_capacity, self.redelivery, literal_name),
+            members: 1,
+        }
     }
 
     /// Adds a route (or joins a group) and returns its queue.
@@ -138,25 +133,15 @@ impl Hub {
                 route.members += 1;
                 return Ok((key, Arc::clone(&route.queue)));
             }
-            let queue = self.new_queue();
-            routes.push(Route {
-                key: key.clone(),
-                pattern: pattern.into(),
-                literal: self.matcher.is_literal(pattern),
-                queue: Arc::clone(&queue),
-                members: 1,
-            });
+            let route = self.route(key.clone(), pattern);
+            let queue = Arc::clone(&route.queue);
+            routes.push(route);
             return Ok((key, queue));
         }
         let key = RouteKey::FanOut(self.next_id());
-        let queue = self.new_queue();
-        routes.push(Route {
-            key: key.clone(),
-            pattern: pattern.into(),
-            literal: self.matcher.is_literal(pattern),
-            queue: Arc::clone(&queue),
-            members: 1,
-        });
+        let route = self.route(key.clone(), pattern);
+        let queue = Arc::clone(&route.queue);
+        routes.push(route);
         Ok((key, queue))
     }
 
@@ -222,7 +207,7 @@ impl Hub {
                 self.matcher.validate_name(name)?;
             }
             valid = true;
-            if let Err(PushError::Full) = route.queue.try_push(msg, route.shared_name()) {
+            if let Err(PushError::Full) = route.queue.try_push(msg) {
                 full.get_or_insert_default().note(route);
             }
         }
@@ -240,8 +225,8 @@ impl Hub {
         full: FullQueues,
     ) -> Result<(), MemoryError> {
         let deadline = Instant::now() + self.config.publish_timeout;
-        for FullQueue { queue, shared_name } in full.first.into_iter().chain(full.more) {
-            if let Err(PushError::Full) = queue.push(msg, shared_name.as_ref(), deadline).await {
+        for queue in full.first.into_iter().chain(full.more) {
+            if let Err(PushError::Full) = queue.push(msg, deadline).await {
                 return Err(MemoryError::Backpressure {
                     name: msg.name().to_owned(),
                     waited: self.config.publish_timeout,

@@ -100,13 +100,23 @@ impl Drop for Waiting<'_> {
 }
 
 impl DeliveryQueue {
-    pub(crate) fn new(capacity: usize, redelivery: Redelivery) -> Arc<Self> {
+    /// A queue for a route; `literal_name`, when the route is literal, is the name of
+    /// every message it receives.
+    pub(crate) fn new(
+        capacity: usize,
+        redelivery: Redelivery,
+        literal_name: Option<Arc<str>>,
+    ) -> Arc<Self> {
         let capacity = capacity.max(1);
         Arc::new_cyclic(|queue| Self {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
                 // Room for a full queue and the messages its consumers hold meanwhile.
-                ring: EnvelopeRing::new(capacity.saturating_add(RING_SLACK), Weak::clone(queue)),
+                ring: EnvelopeRing::new(
+                    capacity.saturating_add(RING_SLACK),
+                    Weak::clone(queue),
+                    literal_name,
+                ),
                 closed: false,
             }),
             readable: Notify::new(),
@@ -150,13 +160,8 @@ impl DeliveryQueue {
     }
 
     /// Appends a copy of `msg` without waiting, unless the queue is full or closed.
-    /// `shared_name`, if given, is `msg`'s name, shared rather than copied.
     #[inline(always)]
-    pub(crate) fn try_push(
-        &self,
-        msg: &OutgoingMessage<'_>,
-        shared_name: Option<&Arc<str>>,
-    ) -> Result<(), PushError> {
+    pub(crate) fn try_push(&self, msg: &OutgoingMessage<'_>) -> Result<(), PushError> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err(PushError::Closed);
@@ -165,7 +170,7 @@ impl DeliveryQueue {
         if len + self.prefetched.load(Ordering::SeqCst) >= self.capacity {
             return Err(PushError::Full);
         }
-        let envelope = state.ring.envelope(msg, shared_name);
+        let envelope = state.ring.envelope(msg);
         state.ready.push_back(Delivery { envelope });
         drop(state);
         // A consumer only waits after finding the queue empty, so only the push that ends
@@ -181,14 +186,13 @@ impl DeliveryQueue {
     pub(crate) async fn push(
         &self,
         msg: &OutgoingMessage<'_>,
-        shared_name: Option<&Arc<str>>,
         deadline: Instant,
     ) -> Result<(), PushError> {
         let _waiting = Waiting::new(&self.waiting_publishers);
         loop {
             let mut room = pin!(self.writable.notified());
             room.as_mut().enable();
-            match self.try_push(msg, shared_name) {
+            match self.try_push(msg) {
                 Ok(()) => {
                     // Consumers wake one publisher when the queue stops being full; the
                     // woken one passes the wake-up on while there is room, so every
@@ -218,7 +222,7 @@ impl DeliveryQueue {
         if state.closed {
             return false;
         }
-        let envelope = state.ring.envelope(msg, None);
+        let envelope = state.ring.envelope(msg);
         state.ready.push_back(Delivery { envelope });
         drop(state);
         self.wake_a_consumer();
