@@ -80,9 +80,10 @@ macro_rules! impl_handler_fn {
                 message: Message<'a>,
                 reply: &'a mut ReplyBuffer,
             ) -> impl Future<Output = Outcome> + Send + 'a {
-                $(let $arg = $arg::from_message(&message);)*
+                // Extracted inside the future, as `#[subscriber]` does: a future holding
+                // each extraction's `Result` (with its large error) costs a copy of it.
                 async move {
-                    $(let $arg = match $arg {
+                    $(let $arg = match $arg::from_message(&message) {
                         Ok(value) => value,
                         Err(rejection) => return Outcome::rejected(rejection),
                     };)*
