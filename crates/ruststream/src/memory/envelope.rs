@@ -108,14 +108,16 @@ impl Envelope {
         self.redeliveries.load(Ordering::Relaxed)
     }
 
-    /// Counts one more redelivery (the message is going back to its queue).
+    /// Counts one more redelivery (the message is going back to its queue). Not a
+    /// read-modify-write: the one delivery in hand is the only one counting.
     pub(crate) fn redelivered(&self) {
         let count = self.redeliveries();
         self.redeliveries
             .store(count.saturating_add(1), Ordering::Relaxed);
     }
 
-    /// The queue it was delivered from, while that queue is open.
+    /// The queue it was delivered from, while that queue exists (a closed one drops what
+    /// is put back).
     pub(crate) fn home(&self) -> Option<Arc<DeliveryQueue>> {
         self.home.upgrade()
     }

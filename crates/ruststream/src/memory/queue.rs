@@ -28,8 +28,9 @@ const RING_SLACK: usize = 64;
 
 /// One delivery of an envelope to its queue: the envelope itself, which belongs to one
 /// queue and is delivered once at a time, so it also counts the redeliveries. A pointer,
-/// cheap to move through the queue and the consumer's stream.
-#[derive(Debug, Clone)]
+/// cheap to move through the queue and the consumer's stream. Not `Clone`: a second
+/// delivery of the same envelope would share its redelivery count.
+#[derive(Debug)]
 pub(crate) struct Delivery {
     pub(crate) envelope: Arc<Envelope>,
 }

@@ -751,8 +751,10 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         slot: &mut Slot,
     ) {
         match outcome {
-            // The common case, settled without going through the policy machinery.
-            Ok(Outcome(Kind::Settle(HandlerResult::Ack))) if self.observers.is_empty() => {
+            // The common case, settled without going through the policy machinery (the
+            // futures of `settle` and `ack`).
+            Ok(Outcome(Kind::Settle(HandlerResult::Ack))) => {
+                self.observe(&message, Settlement::Acked);
                 self.ack_only(message).await;
             }
             Ok(outcome) => self.settle(message, outcome.0, slot).await,
