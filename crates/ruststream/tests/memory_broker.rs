@@ -546,8 +546,12 @@ async fn a_message_outliving_its_subscription_settles_quietly() {
     let first = next(&mut sub).await;
     let second = next(&mut sub).await;
     drop(sub);
+    // A redelivery goes back to its own queue only, never to another subscription of
+    // the same name.
+    let mut later = broker.subscribe("gone").await.unwrap();
     assert_eq!(first.payload(), [1]);
     first.nack(true).await.unwrap();
     drop(second); // unsettled: would be redelivered, but its queue is gone
     assert_eq!(broker.backlog(), 0);
+    assert!(nothing_within(&mut later, Duration::from_millis(100)).await);
 }

@@ -187,6 +187,7 @@ impl Hub {
     /// room, without waiting: the whole publish, unless a queue is full
     /// ([`deliver_when_room`](Self::deliver_when_room) does the rest). Not `async`, so the
     /// common case builds no future state.
+    ///
     /// The queues it found full are noted in `full`; the error is why the name is invalid.
     #[inline(always)]
     pub(crate) fn deliver(

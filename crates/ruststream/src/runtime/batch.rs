@@ -3,17 +3,16 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::dispatch::{
-    Consume, End, Route, RouteContext, Slot, Worker, launch, next_or_stop, panic_reason, scope_for,
+    Caught, Consume, End, Route, RouteContext, Slot, Worker, launch, next_or_stop, panic_reason,
+    scope_for,
 };
 use super::outcome::Kind;
 use super::subscriber::SubscriberOptions;
@@ -239,9 +238,7 @@ impl<B: RuntimeBroker, H: BatchHandler> Worker<B, Batched<H>> {
         let outcomes = {
             let views: Vec<Message<'_>> =
                 batch.iter().map(|m| Message::of(m, &self.scope)).collect();
-            AssertUnwindSafe(self.handler.handler.call(&views))
-                .catch_unwind()
-                .await
+            Caught::new(self.handler.handler.call(&views)).await
         };
         match outcomes {
             Ok(outcomes) => {

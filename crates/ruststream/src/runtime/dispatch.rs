@@ -335,9 +335,15 @@ impl<St: Stream + ?Sized> Future for NextOrStop<'_, '_, St> {
 pin_project_lite::pin_project! {
     /// A handler future with each poll's panic caught, as `futures`' `catch_unwind`, but
     /// a type whose poll is inlined into the consume loop (it runs once per message).
-    struct Caught<F> {
+    pub(crate) struct Caught<F> {
         #[pin]
         future: F,
+    }
+}
+
+impl<F> Caught<F> {
+    pub(crate) fn new(future: F) -> Self {
+        Self { future }
     }
 }
 
@@ -682,9 +688,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         message: &'a M,
         reply: &'a mut ReplyBuffer,
     ) -> impl Future<Output = std::thread::Result<Outcome>> + 'a {
-        Caught {
-            future: self.handler.call(Message::of(message, &self.scope), reply),
-        }
+        Caught::new(self.handler.call(Message::of(message, &self.scope), reply))
     }
 
     /// The full path: retry-copy headers, observers and the span.
