@@ -234,6 +234,10 @@ impl NatsBroker {
 impl Broker for NatsBroker {
     type Error = NatsError;
 
+    fn server(&self) -> Option<ruststream::ServerSpec> {
+        Some(ruststream::DescribeServer::describe_server(self))
+    }
+
     async fn connect(&self) -> Result<(), NatsError> {
         if self.inner.closed.is_cancelled() {
             return Err(NatsError::Closed);

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_nats::{Client, HeaderMap, Subject};
 use bytes::Bytes;
+use futures::future::Either;
 use ruststream::{AckError, Headers, IncomingMessage};
 use tokio_util::sync::CancellationToken;
 
@@ -177,11 +178,12 @@ impl NatsMessage {
     }
 }
 
-impl IncomingMessage for NatsMessage {
-    /// JetStream delays a NAK natively. (Core messages report no redelivery count, so
-    /// the runtime republishes a delayed copy for them instead of calling `nack_after`.)
-    const NATIVE_DELAY: bool = true;
+/// Why a core message cannot be requeued.
+const CORE_CANNOT_REQUEUE: AckError = AckError::Unsupported(
+    "redeliver a core NATS message: core subjects are at most once; subscribe through JetStream (`NatsSource::new(..).stream(..)`) for redelivery",
+);
 
+impl IncomingMessage for NatsMessage {
     fn payload(&self) -> &[u8] {
         &self.payload
     }
@@ -207,17 +209,27 @@ impl IncomingMessage for NatsMessage {
     }
 
     /// JetStream: `-NAK` (redeliver now) or `+TERM` (never again), confirmed by the
-    /// server. Core: nothing to do; core NATS does not redeliver.
+    /// server. Core: `nack(false)` has nothing to do; `nack(true)` answers
+    /// [`AckError::Unsupported`], as core NATS does not redeliver.
     #[inline(always)]
     fn nack(self, requeue: bool) -> impl Future<Output = Result<(), AckError>> + Send {
+        if requeue && self.jetstream.is_none() {
+            return Either::Left(std::future::ready(Err(CORE_CANNOT_REQUEUE)));
+        }
         let body = if requeue { &b"-NAK"[..] } else { &b"+TERM"[..] };
-        self.settle(|| Bytes::from_static(body))
+        Either::Right(self.settle(|| Bytes::from_static(body)))
     }
 
-    /// JetStream: `-NAK` with a delay, confirmed by the server. Core: nothing to do.
+    /// JetStream: `-NAK` with a delay, confirmed by the server: the server holds the
+    /// message for the delay. Core: [`AckError::Unsupported`].
     #[inline(always)]
     fn nack_after(self, delay: Duration) -> impl Future<Output = Result<(), AckError>> + Send {
-        self.settle(move || Bytes::from(format!("-NAK {{\"delay\":{}}}", delay.as_nanos())))
+        if self.jetstream.is_none() {
+            return Either::Left(std::future::ready(Err(CORE_CANNOT_REQUEUE)));
+        }
+        Either::Right(
+            self.settle(move || Bytes::from(format!("-NAK {{\"delay\":{}}}", delay.as_nanos()))),
+        )
     }
 
     fn name(&self) -> Option<&str> {
@@ -279,16 +291,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn settling_a_core_message_succeeds_with_nothing_to_do() {
+    async fn a_core_message_acks_locally_and_cannot_be_requeued() {
         assert!(core_message().ack_now().is_ok(), "a core ack is local");
         assert!(core_message().ack().await.is_ok());
-        assert!(core_message().nack(true).await.is_ok());
+        assert!(matches!(
+            core_message().nack(true).await,
+            Err(AckError::Unsupported(_))
+        ));
         assert!(core_message().nack(false).await.is_ok());
-        assert!(
-            core_message()
-                .nack_after(Duration::from_secs(1))
-                .await
-                .is_ok()
-        );
+        assert!(matches!(
+            core_message().nack_after(Duration::from_secs(1)).await,
+            Err(AckError::Unsupported(_))
+        ));
     }
 }

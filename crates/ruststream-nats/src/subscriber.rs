@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use futures::{Stream, StreamExt};
-use ruststream::{BatchSubscriber, Subscriber};
+use ruststream::{BatchSubscriber, Capabilities, HeaderSupport, Subscriber};
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -247,6 +247,19 @@ impl Subscriber for NatsSubscriber {
 
     fn stream(&mut self) -> impl Stream<Item = Result<NatsMessage, NatsError>> + Send + '_ {
         futures::stream::poll_fn(move |cx| self.poll_message(cx))
+    }
+
+    /// JetStream: requeue, delayed requeue (`-NAK` with a delay, held by the server) and
+    /// the delivery count. Core subjects: at most once, no redelivery. Headers are text
+    /// on both.
+    fn capabilities(&self) -> Capabilities {
+        match self.source {
+            Source::JetStream { .. } => Capabilities::DEFAULT
+                .with_delayed_requeue(true)
+                .with_redelivery_count(true)
+                .with_headers(HeaderSupport::Text),
+            Source::Core(_) => Capabilities::NONE.with_headers(HeaderSupport::Text),
+        }
     }
 }
 

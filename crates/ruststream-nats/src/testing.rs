@@ -49,6 +49,10 @@ impl SubscriptionSource<TestClient> for NatsSource {
     async fn subscribe(self, client: &TestClient) -> Result<TestSubscriber, MemoryError> {
         client.subscribe_to(self.subject(), self.group_name()).await
     }
+
+    fn with_prefix(self, prefix: &str) -> Result<Self, Self> {
+        SubscriptionSource::<NatsBroker>::with_prefix(self, prefix)
+    }
 }
 
 impl TestBroker for NatsBroker {}

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ruststream::Broker;
-use ruststream::conformance::{
-    Capabilities, ConformanceTarget, HeaderSupport, Mode, Report, Suite,
-};
+use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite};
 use ruststream_nats::{Config, JetStreamPublisher, NatsBroker, NatsSource};
 use support::PrivateServer;
 
@@ -47,12 +45,8 @@ impl ConformanceTarget for CoreTarget {
             fan_out: true,
             // Queue groups.
             competing_consumers: true,
-            // Core NATS has no acks: nothing is redelivered, nothing survives.
-            redelivery: false,
-            delayed_redelivery: false,
             durable: false,
             server_restart: false,
-            headers: HeaderSupport::Text,
             // The client keeps headers in a hash map: values of one name keep their
             // order, names do not.
             header_order: false,
@@ -161,11 +155,8 @@ impl ConformanceTarget for JetStreamTarget {
             fan_out: true,
             // Members of a durable consumer share it.
             competing_consumers: true,
-            redelivery: true,
-            delayed_redelivery: true,
             durable: true,
             server_restart: self.server.is_some(),
-            headers: HeaderSupport::Text,
             header_order: false,
             duplicate_headers: true,
             max_payload: 1_000_000,

@@ -11,7 +11,7 @@
 //! | [`headers`] | [`Headers`] and the header names the framework writes | always |
 //! | [`codec`] | [`Codec`](codec::Codec), JSON, MessagePack, CBOR | `json` (default), `msgpack`, `cbor` |
 //! | [`matching`] | each broker's name-matching rule | always |
-//! | [`runtime`] | apps, routers, handlers, settlement, retries, workers, shutdown | always |
+//! | `runtime` | apps, routers, handlers, settlement, retries, workers, shutdown | `runtime` (default) |
 //! | `memory` | the embedded in-process broker | `memory` |
 //! | `testing` | `TestApp` (run the service's own app in a test) and every broker's `TestClient` | `testing` |
 //! | `conformance` | the suites that hold a broker crate to the contract | `conformance` |
@@ -24,7 +24,7 @@
 //! | `http` | the HTTP endpoint: `/metrics`, `/health/live`, `/health/ready`, `/asyncapi` | `http` |
 //!
 //! A broker crate depends on `ruststream` with `default-features = false` and gets the
-//! whole contract.
+//! whole contract (and the broker kit) without the runtime's dependencies.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -32,6 +32,7 @@ pub mod codec;
 pub mod contract;
 pub mod matching;
 pub mod prelude;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 
 #[cfg(feature = "memory")]
@@ -95,9 +96,10 @@ pub mod __private {
 
 pub use contract::headers;
 pub use contract::{
-    AckError, BatchSubscriber, BoxError, Broker, DescribeServer, Headers, IncomingMessage,
-    OutgoingMessage, Partitioned, Publisher, Reply, RequestReply, ServerSpec, Subscribe,
-    Subscriber, SubscriberExt, SubscriptionSource, Transaction, TransactionalPublisher,
+    AckError, BatchSubscriber, BoxError, Broker, Capabilities, DescribeServer, HeaderSupport,
+    Headers, IncomingMessage, OutgoingMessage, Partitioned, Publisher, Reply, RequestReply,
+    ServerSpec, Subscribe, Subscriber, SubscriberExt, SubscriptionSource, Transaction,
+    TransactionalPublisher,
 };
 
 /// The Markdown docs of the repository, compiled and run as doctests so every code block in

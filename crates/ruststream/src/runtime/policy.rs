@@ -12,8 +12,22 @@ pub enum FailurePolicy {
     Drop,
     /// Ask for immediate redelivery (`nack(true)`).
     Retry,
-    /// Redeliver after a delay that grows with each attempt.
+    /// Redeliver after a delay that grows with each attempt, through the broker's
+    /// `nack_after` (its durable delayed redelivery, or an immediate requeue where it has
+    /// none). The broker holds the message meanwhile.
     Backoff(Backoff),
+    /// Call the handler again in the same worker, up to `attempts` calls in all, waiting
+    /// `backoff` between them (as Watermill's Retry middleware does). Works on every
+    /// broker, even one that cannot redeliver, but it is not durable: a crash during the
+    /// wait leaves the message to the broker's own redelivery, if any. When every call
+    /// failed, the message is dead-lettered if a destination is set, else dropped.
+    /// Batch handlers are not called again: for them it gives up at once.
+    RetryInPlace {
+        /// Calls in all, the first included (at least 1).
+        attempts: u32,
+        /// The wait before each new call.
+        backoff: Backoff,
+    },
     /// Publish it to the subscriber's dead-letter destination, then ack it.
     DeadLetter,
     /// Leave it unsettled (the broker redelivers it later) and stop the whole service.
