@@ -3,15 +3,14 @@
 //! | | core subject | JetStream consumer |
 //! |---|---|---|
 //! | `ack` | nothing to do (core NATS has no acks): `Ok` | `+ACK`, waiting for the server's confirmation |
-//! | `nack(true)` | nothing to do: the message is not redelivered | `-NAK`: redelivered at once |
+//! | `nack(true)` | `AckError::Unsupported`: the message is not redelivered | `-NAK`: redelivered at once |
 //! | `nack(false)` | nothing to do | `+TERM`: never redelivered |
-//! | `nack_after(d)` | nothing to do | `-NAK {"delay": d}`: redelivered after `d` |
+//! | `nack_after(d)` | `AckError::Unsupported` | `-NAK {"delay": d}`: redelivered after `d` |
 //! | `redelivery_count` | `None`: the server does not redeliver | `delivered - 1` from the message metadata |
 //! | `reply_to` | the request's reply subject | `None` (the reply subject is the ack subject) |
 //!
-//! Because a core message reports no redelivery count, the runtime does not trust its
-//! `nack` to redeliver: a retry republishes a copy (with the attempt number and due
-//! time), as on every broker without redelivery.
+//! The subscriber's `capabilities()` says the same: a core subscription cannot requeue,
+//! so the runtime reports a retry there as unsupported.
 
 use std::sync::Arc;
 use std::time::Duration;

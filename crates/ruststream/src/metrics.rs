@@ -256,7 +256,7 @@ impl Metrics {
         );
         registry.register(
             "published_messages",
-            "Messages published (replies, retry copies, dead letters, producers), by status",
+            "Messages published (replies, dead letters, producers), by status",
             families.published.clone(),
         );
         registry.register_with_unit(

@@ -97,7 +97,8 @@ pub trait DescribeServer {
 }
 
 /// What a subscription and its messages can do: the one statement the runtime and the
-/// conformance harness read, returned by [`Subscriber::capabilities`](crate::Subscriber::capabilities).
+/// conformance harness read, returned by
+/// [`Subscriber::capabilities`].
 ///
 /// | flag | `true` means | the runtime, when it is `false` |
 /// |---|---|---|

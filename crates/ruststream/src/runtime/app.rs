@@ -543,7 +543,7 @@ impl App {
         self
     }
 
-    /// Wraps every publish of the app (producers, replies, retry copies, dead letters) in a
+    /// Wraps every publish of the app (producers, replies, dead letters) in a
     /// tower layer; layers added first sit closest to the broker.
     #[must_use]
     pub fn publish_layer<L>(mut self, layer: L) -> Self

@@ -67,7 +67,7 @@ pub trait Observer: Send + Sync + 'static {
         let _ = (message, settlement);
     }
 
-    /// A publish finished: a reply, a retry copy, a dead letter, or a [`Producer`](super::Producer)
+    /// A publish finished: a reply, a dead letter, or a [`Producer`](super::Producer)
     /// publish; [`Publication::error`] is `None` on success.
     fn published(&self, publication: &Publication<'_>) {
         let _ = publication;
