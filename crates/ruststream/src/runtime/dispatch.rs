@@ -955,7 +955,12 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             Some(delay) => message.nack_after(delay).await,
         };
         match settled {
-            Ok(()) | Err(crate::AckError::Unsupported(_)) => {}
+            Ok(()) => {}
+            // Expected where the subscription says it cannot requeue (warned above).
+            Err(crate::AckError::Unsupported(_)) if !self.scope.capabilities.requeue => {}
+            Err(crate::AckError::Unsupported(what)) => {
+                tracing::warn!(handler = %self.scope.handler, destination = %self.scope.destination, "the subscription states it can requeue, but its broker cannot {what}: the message will not come back");
+            }
             Err(error) => {
                 tracing::warn!(handler = %self.scope.handler, %error, "asking for redelivery failed; the broker will redeliver");
             }
