@@ -1,15 +1,14 @@
 //! [`NatsBroker`]: the connection, its lifecycle, subscribing by subject and requests.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, ServerAddr};
 use bytes::Bytes;
+use ruststream::kit::{Backoff, Shutdown};
 use ruststream::{Broker, OutgoingMessage, Reply, RequestReply, Subscribe};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{Auth, Config};
 use crate::error::NatsError;
@@ -36,11 +35,8 @@ pub(crate) struct Inner {
     client: OnceLock<Client>,
     jetstream: OnceLock<jetstream::Context>,
     connecting: tokio::sync::Mutex<()>,
-    /// Cancelled by `shutdown`: streams end, publishes fail.
-    pub(crate) closed: CancellationToken,
-    /// Set by `shutdown` before `closed` is cancelled: one atomic load for a per-message
-    /// check (`CancellationToken::is_cancelled` takes a lock).
-    pub(crate) shut_down: AtomicBool,
+    /// Set by `shutdown`: streams end, publishes and settlements fail.
+    pub(crate) closed: Shutdown,
 }
 
 impl std::fmt::Debug for NatsBroker {
@@ -48,7 +44,7 @@ impl std::fmt::Debug for NatsBroker {
         f.debug_struct("NatsBroker")
             .field("servers", &self.inner.config.redacted_servers())
             .field("connected", &self.inner.client.get().is_some())
-            .field("closed", &self.inner.closed.is_cancelled())
+            .field("closed", &self.inner.closed.is_triggered())
             .finish()
     }
 }
@@ -62,8 +58,7 @@ impl NatsBroker {
                 client: OnceLock::new(),
                 jetstream: OnceLock::new(),
                 connecting: tokio::sync::Mutex::new(()),
-                closed: CancellationToken::new(),
-                shut_down: AtomicBool::new(false),
+                closed: Shutdown::new(),
             }),
         }
     }
@@ -75,7 +70,7 @@ impl NatsBroker {
 
     /// The async-nats client, once connected: for whatever this crate does not wrap.
     pub fn client(&self) -> Result<&Client, NatsError> {
-        if self.inner.closed.is_cancelled() {
+        if self.inner.closed.is_triggered() {
             return Err(NatsError::Closed);
         }
         self.inner.client.get().ok_or(NatsError::NotConnected)
@@ -131,32 +126,37 @@ impl NatsBroker {
         let mut options = match &config.auth {
             Auth::None | Auth::CredentialsFile(_) => ConnectOptions::new(),
             Auth::UserPassword { user, password } => {
-                ConnectOptions::with_user_and_password(user.clone(), password.0.clone())
+                ConnectOptions::with_user_and_password(user.clone(), password.expose().to_owned())
             }
-            Auth::Token(token) => ConnectOptions::with_token(token.0.clone()),
-            Auth::NKeySeed(seed) => ConnectOptions::with_nkey(seed.0.clone()),
+            Auth::Token(token) => ConnectOptions::with_token(token.expose().to_owned()),
+            Auth::NKeySeed(seed) => ConnectOptions::with_nkey(seed.expose().to_owned()),
         };
         if let Some(name) = &config.name {
             options = options.name(name);
         }
-        if config.tls.required {
+        if config.tls.is_required() {
             options = options.require_tls(true);
         }
-        for ca in &config.tls.root_certificates {
+        for ca in config.tls.roots() {
             options = options.add_root_certificates(ca.clone());
         }
-        if let Some((cert, key)) = &config.tls.client_certificate {
-            options = options.add_client_certificate(cert.clone(), key.clone());
+        if let Some((cert, key)) = config.tls.client() {
+            options = options.add_client_certificate(cert.to_owned(), key.to_owned());
         }
-        let max_delay = config.reconnect_delay_max;
+        // 50 ms doubling up to the configured maximum, without jitter.
+        let backoff =
+            Backoff::exponential(Duration::from_millis(50), config.reconnect_delay_max).jitter(0.0);
         options = options
             .connection_timeout(config.connection_timeout)
             .max_reconnects(config.max_reconnects)
             .request_timeout(Some(config.request_timeout))
             .subscription_capacity(config.subscription_capacity)
             .reconnect_delay_callback(move |attempts| {
-                let exponent = u32::try_from(attempts.min(16)).unwrap_or(16);
-                (Duration::from_millis(50) * 2u32.saturating_pow(exponent)).min(max_delay)
+                backoff.delay(
+                    u32::try_from(attempts)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1),
+                )
             })
             .event_callback(|event| async move {
                 match event {
@@ -182,7 +182,7 @@ impl NatsBroker {
                 ServerAddr::from_str(url).map_err(|error| {
                     NatsError::Config(format!(
                         "server URL `{}` is not valid: {}; use `nats://host:4222`",
-                        crate::config::redact_url(url),
+                        ruststream::kit::redact_url(url),
                         self.redact(error)
                     ))
                 })
@@ -235,7 +235,7 @@ impl Broker for NatsBroker {
     type Error = NatsError;
 
     async fn connect(&self) -> Result<(), NatsError> {
-        if self.inner.closed.is_cancelled() {
+        if self.inner.closed.is_triggered() {
             return Err(NatsError::Closed);
         }
         if self.inner.client.get().is_some() {
@@ -256,10 +256,8 @@ impl Broker for NatsBroker {
     }
 
     async fn shutdown(&self) -> Result<(), NatsError> {
-        // The flag first: subscribers check it per message, and the token wakes the idle.
-        let already = self.inner.shut_down.swap(true, Ordering::AcqRel);
-        self.inner.closed.cancel();
-        if already {
+        // Subscribers check the signal per message, and it wakes the idle ones.
+        if !self.inner.closed.trigger() {
             return Ok(());
         }
         let Some(client) = self.inner.client.get() else {
