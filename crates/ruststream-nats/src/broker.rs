@@ -37,21 +37,38 @@ pub(crate) struct Inner {
     connecting: tokio::sync::Mutex<()>,
     /// Set by `shutdown`: streams end, publishes and settlements fail.
     pub(crate) closed: Shutdown,
+    /// Routes in process instead of through a server ([`NatsBroker::in_process`]).
+    #[cfg(feature = "testing")]
+    pub(crate) in_process: Option<ruststream::testing::TestClient>,
 }
 
 impl std::fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsBroker")
+        let mut debug = f.debug_struct("NatsBroker");
+        debug
             .field("servers", &self.inner.config.redacted_servers())
             .field("connected", &self.inner.client.get().is_some())
-            .field("closed", &self.inner.closed.is_triggered())
-            .finish()
+            .field("closed", &self.inner.closed.is_triggered());
+        #[cfg(feature = "testing")]
+        debug.field("in_process", &self.inner.in_process.is_some());
+        debug.finish()
     }
 }
 
 impl NatsBroker {
     /// A broker for `config`, not yet connected (the app connects it on start).
     pub fn new(config: Config) -> Self {
+        Self::build(
+            config,
+            #[cfg(feature = "testing")]
+            None,
+        )
+    }
+
+    pub(crate) fn build(
+        config: Config,
+        #[cfg(feature = "testing")] in_process: Option<ruststream::testing::TestClient>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -59,6 +76,8 @@ impl NatsBroker {
                 jetstream: OnceLock::new(),
                 connecting: tokio::sync::Mutex::new(()),
                 closed: Shutdown::new(),
+                #[cfg(feature = "testing")]
+                in_process,
             }),
         }
     }
@@ -69,11 +88,19 @@ impl NatsBroker {
     }
 
     /// The async-nats client, once connected: for whatever this crate does not wrap.
+    /// An in-process broker has none.
     pub fn client(&self) -> Result<&Client, NatsError> {
         if self.inner.closed.is_triggered() {
             return Err(NatsError::Closed);
         }
-        self.inner.client.get().ok_or(NatsError::NotConnected)
+        match self.inner.client.get() {
+            Some(client) => Ok(client),
+            #[cfg(feature = "testing")]
+            None if self.inner.in_process.is_some() => Err(NatsError::Config(
+                "an in-process NatsBroker (for tests) has no NATS client; use `NatsBroker::new(config)` to reach a server".to_owned(),
+            )),
+            None => Err(NatsError::NotConnected),
+        }
     }
 
     /// The JetStream context on this connection, once connected.
@@ -241,6 +268,10 @@ impl Broker for NatsBroker {
         if self.inner.client.get().is_some() {
             return Ok(());
         }
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return self.connect_in_process(router).await;
+        }
         let _guard = self.inner.connecting.lock().await;
         if self.inner.client.get().is_some() {
             return Ok(());
@@ -259,6 +290,10 @@ impl Broker for NatsBroker {
         // Subscribers check the signal per message, and it wakes the idle ones.
         if !self.inner.closed.trigger() {
             return Ok(());
+        }
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return Self::shutdown_in_process(router).await;
         }
         let Some(client) = self.inner.client.get() else {
             return Ok(());
@@ -310,6 +345,10 @@ impl RequestReply for NatsBroker {
         msg: OutgoingMessage<'_>,
         timeout: Duration,
     ) -> Result<Reply, NatsError> {
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return self.request_in_process(router, msg, timeout).await;
+        }
         let client = self.client()?;
         check_subject(msg.name())?;
         let mut request = async_nats::Request::new()

@@ -36,6 +36,17 @@ pub(crate) fn check_subject(subject: &str) -> Result<(), NatsError> {
 /// NATS headers are text lines, and the client trims values on delivery.
 const NATS_HEADERS: TextHeaders = TextHeaders::new("NATS").trims_values(true);
 
+/// Refuses the first header NATS cannot carry unchanged.
+#[cfg(feature = "testing")]
+pub(crate) fn check_headers(headers: &Headers) -> Result<(), NatsError> {
+    NATS_HEADERS
+        .check_all(headers)
+        .map_err(|problem| NatsError::Header {
+            name: problem.name,
+            reason: problem.reason,
+        })
+}
+
 /// The NATS form of `headers`, or an error naming the first header NATS cannot carry.
 pub(crate) fn headers_to_nats(headers: &Headers) -> Result<HeaderMap, NatsError> {
     let mut map = HeaderMap::new();
@@ -135,6 +146,10 @@ impl Publisher for NatsBroker {
     /// Core NATS by default; JetStream with its acknowledgement when the config says
     /// [`jetstream_publish(true)`](crate::Config::jetstream_publish).
     async fn publish(&self, msg: OutgoingMessage<'_>) -> Result<(), NatsError> {
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return self.publish_in_process(router, msg).await;
+        }
         if self.inner.config.jetstream_publish {
             self.publish_jetstream(msg).await
         } else {
@@ -171,7 +186,12 @@ impl JetStreamPublisher {
 impl Publisher for JetStreamPublisher {
     type Error = NatsError;
 
+    /// In process ([`NatsBroker::in_process`]): routed like a core publish.
     async fn publish(&self, msg: OutgoingMessage<'_>) -> Result<(), NatsError> {
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.broker.inner.in_process {
+            return self.broker.publish_in_process(router, msg).await;
+        }
         self.broker.publish_jetstream(msg).await
     }
 }
