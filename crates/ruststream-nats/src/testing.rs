@@ -58,9 +58,12 @@ pub fn test_client() -> TestClient {
 }
 
 impl NatsBroker {
-    /// A broker with no server: subscriptions, publishes and requests are routed in
-    /// process under NATS subject rules (see the [module docs](crate::testing)). It
-    /// describes itself (AsyncAPI) as a NATS server at `nats://localhost:4222`.
+    /// A broker with no server, for tests: subscriptions, publishes and requests are
+    /// routed in process under NATS subject rules; a queue group or a durable consumer
+    /// is a group whose members share its messages. Subjects and headers are checked as
+    /// the server would; settling is a no-op and nothing is redelivered (JetStream
+    /// behaviour is tested against a real server). It describes itself (AsyncAPI) as a
+    /// NATS server at `nats://localhost:4222`. See `docs/brokers/nats.md`.
     ///
     /// ```
     /// use ruststream::prelude::*;
