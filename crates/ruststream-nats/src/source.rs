@@ -208,6 +208,10 @@ impl NatsSource {
     /// Opens the subscription on `broker`; returns once it is active on the server.
     pub(crate) async fn open(self, broker: &NatsBroker) -> Result<NatsSubscriber, NatsError> {
         self.check()?;
+        #[cfg(feature = "testing")]
+        if let Some(router) = &broker.inner.in_process {
+            return broker.subscribe_in_process(router, self).await;
+        }
         let Some(options) = self.jetstream else {
             return self.open_core(broker).await;
         };

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ruststream::Broker;
 use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite};
+use ruststream::kit::live::{CleanUp, fresh_name};
 use ruststream_nats::{Config, JetStreamPublisher, NatsBroker, NatsSource};
 use support::PrivateServer;
 
@@ -95,7 +96,7 @@ struct JetStreamTarget {
 
 impl JetStreamTarget {
     fn new(url: String, server: Option<Arc<PrivateServer>>) -> Self {
-        let run = support::run_id();
+        let run = fresh_name("run");
         Self {
             url,
             auth: server.as_ref().and_then(|s| s.auth.clone()),
@@ -245,13 +246,15 @@ async fn jetstream_passes_every_declared_suite() {
     };
     let target = JetStreamTarget::new(url.clone(), None);
     let stream = target.stream.clone();
+    // Deletes the stream even when the suite panics.
+    let clean_up = CleanUp::new(move || async move { delete_stream(&url, &stream).await });
     target.create_stream().await;
     let report = Suite::new(target)
         .with_batches()
         .with_describe_server()
         .run_report()
         .await;
-    delete_stream(&url, &stream).await;
+    clean_up.run().await;
     assert_passed(&report);
 }
 

@@ -12,6 +12,7 @@
 //! | [`codec`] | [`Codec`](codec::Codec), JSON, MessagePack, CBOR | `json` (default), `msgpack`, `cbor` |
 //! | [`matching`] | each broker's name-matching rule | always |
 //! | `runtime` | apps, routers, handlers, settlement, retries, workers, shutdown | `runtime` (default) |
+//! | [`kit`] | what broker crates share: secrets and redaction, TLS settings, the shutdown signal, batch gathering, header checks, backoff, live-server test support | always (`live` with `live-tests`) |
 //! | `memory` | the embedded in-process broker | `memory` |
 //! | `testing` | `TestApp` (run the service's own app in a test) and every broker's `TestClient` | `testing` |
 //! | `conformance` | the suites that hold a broker crate to the contract | `conformance` |
@@ -30,6 +31,7 @@
 
 pub mod codec;
 pub mod contract;
+pub mod kit;
 pub mod matching;
 pub mod prelude;
 #[cfg(feature = "runtime")]
