@@ -92,6 +92,8 @@ struct JetStreamTarget {
     run: String,
     stream: String,
     server: Option<Arc<PrivateServer>>,
+    /// Settlements wait for the server (`Config::confirmed_acks`).
+    confirmed_acks: bool,
 }
 
 impl JetStreamTarget {
@@ -103,11 +105,12 @@ impl JetStreamTarget {
             stream: format!("RSCONF_{run}"),
             run,
             server,
+            confirmed_acks: false,
         }
     }
 
     fn new_broker(&self) -> NatsBroker {
-        NatsBroker::new(config(&self.url, self.auth.as_ref()))
+        NatsBroker::new(config(&self.url, self.auth.as_ref()).confirmed_acks(self.confirmed_acks))
     }
 
     /// Creates the run's stream.
@@ -256,6 +259,29 @@ async fn jetstream_passes_every_declared_suite() {
         .await;
     clean_up.run().await;
     assert_passed(&report);
+}
+
+/// The settlement checks again, with each ack, nak and term confirmed by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_with_confirmed_acks_passes_the_settlement_checks() {
+    let test = "jetstream_with_confirmed_acks_passes_the_settlement_checks";
+    let Some(url) = support::shared_server(test).await else {
+        return;
+    };
+    let mut target = JetStreamTarget::new(url.clone(), None);
+    target.confirmed_acks = true;
+    let stream = target.stream.clone();
+    let clean_up = CleanUp::new(move || async move { delete_stream(&url, &stream).await });
+    target.create_stream().await;
+    let report = Suite::new(target)
+        .with_batches()
+        .only("ack,nack,settle,resumed")
+        .run_report()
+        .await;
+    clean_up.run().await;
+    assert_passed(&report);
+    let (passed, _, _) = report.counts();
+    assert!(passed >= 6, "the settlement checks ran:\n{report}");
 }
 
 /// On a private server with a user and password: the server restart, and no credential
