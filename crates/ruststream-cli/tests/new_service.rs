@@ -53,7 +53,6 @@ fn cargo(dir: &Path, args: &[&str]) -> String {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated-services");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(args)
         .args([
             "--offline",
             "--config",
@@ -61,6 +60,7 @@ fn cargo(dir: &Path, args: &[&str]) -> String {
             "--config",
             "profile.dev.package.\"*\".debug=false",
         ])
+        .args(args)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
         .env("CARGO_INCREMENTAL", "0")
