@@ -212,7 +212,7 @@ pub(crate) async fn publish(url: &str, message: &Message) -> Result<(), CliError
     let (broker, row) = connect(url).await?;
     let fail = failed(format!("publish to `{}`", message.name), row, url);
     let result = match &broker {
-        Connected::Nats(nats) => publish_on(nats, message).await,
+        Connected::Nats(nats) => publish_on(nats, message).await.map_err(nats_reason),
     };
     close(&broker).await;
     result.map_err(fail)?;
@@ -235,7 +235,9 @@ pub(crate) async fn request(
     let (broker, row) = connect(url).await?;
     let fail = failed(format!("the request to `{}`", message.name), row, url);
     let result = match &broker {
-        Connected::Nats(nats) => request_on(nats, message, timeout).await,
+        Connected::Nats(nats) => request_on(nats, message, timeout)
+            .await
+            .map_err(nats_reason),
     };
     close(&broker).await;
     let reply = result.map_err(fail)?;
@@ -258,7 +260,7 @@ pub(crate) async fn subscribe(url: &str, name: &str, count: Option<u64>) -> Resu
     let result = match &broker {
         Connected::Nats(nats) => {
             async {
-                let subscriber = nats.subscribe(name).await.map_err(|e| e.to_string())?;
+                let subscriber = nats.subscribe(name).await.map_err(nats_reason)?;
                 // The subscription is registered at the server once the flush returns:
                 // whatever is published after the line below arrives.
                 let client = nats.client().map_err(|e| e.to_string())?;
@@ -281,23 +283,32 @@ async fn close(broker: &Connected) {
     }
 }
 
-async fn publish_on<B: Publisher>(broker: &B, message: &Message) -> Result<(), String> {
+/// What went wrong, without the action and subject the caller's message already names.
+fn nats_reason(error: ruststream_nats::NatsError) -> String {
+    use ruststream_nats::NatsError;
+    match error {
+        NatsError::Publish { reason, .. }
+        | NatsError::Request { reason, .. }
+        | NatsError::Subscribe { reason, .. }
+        | NatsError::Receive { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+async fn publish_on<B: Publisher>(broker: &B, message: &Message) -> Result<(), B::Error> {
     let headers = headers_of(message);
     let outgoing = OutgoingMessage::new(&message.name, &message.body).with_headers(&headers);
-    broker.publish(outgoing).await.map_err(|e| e.to_string())
+    broker.publish(outgoing).await
 }
 
 async fn request_on<B: RequestReply>(
     broker: &B,
     message: &Message,
     timeout: Duration,
-) -> Result<ruststream::Reply, String> {
+) -> Result<ruststream::Reply, B::Error> {
     let headers = headers_of(message);
     let outgoing = OutgoingMessage::new(&message.name, &message.body).with_headers(&headers);
-    broker
-        .request(outgoing, timeout)
-        .await
-        .map_err(|e| e.to_string())
+    broker.request(outgoing, timeout).await
 }
 
 /// Prints what arrives until Ctrl-C, the end of the subscription or `count` messages.
