@@ -1,8 +1,10 @@
 //! `publish`, `request` and `subscribe`: one message to a broker, or the messages from it.
 //!
-//! The broker is chosen by the URL's scheme through [`SCHEMES`]. The work itself is written
-//! once against the contract's traits ([`Publisher`], [`RequestReply`], [`Subscribe`]), so
-//! a broker crate joins by one entry in the table and one arm in [`connect`]'s callers.
+//! The broker is chosen by the URL's scheme through [`SCHEMES`], where the brokers still to
+//! come already have their row. The work itself is written once against the contract's
+//! traits ([`Publisher`], [`RequestReply`], [`Subscribe`]); a broker crate joins by marking
+//! its row available, a variant of [`Connected`] made in [`connect`], and one arm per
+//! command that hands that broker to the same generic functions.
 
 use std::io::Write as _;
 use std::time::Duration;
