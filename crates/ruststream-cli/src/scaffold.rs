@@ -383,7 +383,18 @@ mod tests {
         assert!(cargo.contains("ruststream-nats = { version"), "{cargo}");
         let main = &files[1].1;
         assert!(main.contains("NatsBroker::new"), "{main}");
-        assert!(!main.contains('{') || !main.contains("{broker}"));
+        for (path, text) in &files {
+            for placeholder in [
+                "{name}",
+                "{broker_name}",
+                "{imports}",
+                "{broker}",
+                "{test_broker}",
+                "{needs}",
+            ] {
+                assert!(!text.contains(placeholder), "{path} keeps {placeholder}");
+            }
+        }
     }
 
     #[test]
