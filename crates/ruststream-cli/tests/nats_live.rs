@@ -118,11 +118,7 @@ fn subscribe_prints_what_publish_sends_with_headers() {
     let sent = publisher.wait_with_output().unwrap();
     assert!(sent.status.success(), "{}", text(&sent.stderr));
 
-    let received = subscriber
-        .wait_with_output()
-        .expect("subscribe ends after 3");
-    assert!(received.status.success());
-    let stdout = text(&received.stdout);
+    let stdout = wait_for_output(subscriber, Duration::from_secs(30));
     assert!(
         stdout.contains(&format!("--- {subject} (8 bytes)\n")),
         "{stdout}"
@@ -136,6 +132,37 @@ fn subscribe_prints_what_publish_sends_with_headers() {
     assert!(stdout.contains("\n{\"id\":1}\n"), "{stdout}");
     assert!(stdout.contains("\nfrom a file\n"), "{stdout}");
     assert!(stdout.contains("\nfrom stdin\n"), "{stdout}");
+}
+
+/// The standard output of `child` once it has exited with success; fails if it has not
+/// within `limit` (killing it).
+fn wait_for_output(mut child: std::process::Child, limit: Duration) -> String {
+    use std::io::Read as _;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let seen = text(&reader.join().unwrap_or_default());
+            panic!("`ruststream subscribe` did not end within {limit:?}; it printed:\n{seen}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = text(&reader.join().expect("the reader thread"));
+    assert!(
+        status.success(),
+        "`ruststream subscribe` failed: {status}\n{stdout}"
+    );
+    stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +210,15 @@ async fn request_prints_the_reply() {
     })
     .await
     .unwrap();
-    responder.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), responder)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the request never reached the responder; ruststream said: {}",
+                text(&output.stderr)
+            )
+        })
+        .unwrap();
     broker.shutdown().await.unwrap();
 
     assert!(output.status.success(), "{}", text(&output.stderr));
