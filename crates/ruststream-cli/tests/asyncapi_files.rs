@@ -111,17 +111,29 @@ fn get(addr: &str, path: &str) -> (String, String) {
     )
 }
 
+/// The `serve` process, stopped when the test ends, however it ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn serve_renders_the_page_and_the_document() {
     let path = write("serve.json", VALID);
-    let mut child = Command::new(CLI)
-        .args(["asyncapi", "serve", "--addr", "127.0.0.1:0"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Server(
+        Command::new(CLI)
+            .args(["asyncapi", "serve", "--addr", "127.0.0.1:0"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
@@ -133,8 +145,7 @@ fn serve_renders_the_page_and_the_document() {
 
     let (status, page) = get(&addr, "/");
     let (json_status, json) = get(&addr, "/asyncapi.json");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     assert!(status.contains("200"), "{status}");
     assert!(
