@@ -18,8 +18,8 @@ pub(crate) struct BrokerTemplate {
     pub(crate) available: bool,
     /// Features of `ruststream` the service needs for this broker.
     pub(crate) ruststream_features: &'static [&'static str],
-    /// The `use` lines of `src/main.rs`.
-    pub(crate) imports: &'static str,
+    /// The `use` lines `src/main.rs` needs for this broker (sorted in with the others).
+    pub(crate) imports: &'static [&'static str],
     /// The expression `main` runs the service on.
     pub(crate) broker: &'static str,
     /// The expression the test runs the service on, in process.
@@ -35,7 +35,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         krate: "ruststream",
         available: true,
         ruststream_features: &["memory"],
-        imports: "use ruststream::memory::MemoryBroker;\n",
+        imports: &["use ruststream::memory::MemoryBroker;"],
         broker: "MemoryBroker::new()",
         test_broker: "MemoryBroker::new()",
         needs: "It runs on the embedded memory broker: nothing else to start.",
@@ -45,7 +45,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         krate: "ruststream-nats",
         available: true,
         ruststream_features: &[],
-        imports: "use ruststream_nats::{Config, NatsBroker};\n",
+        imports: &["use ruststream_nats::{Config, NatsBroker};"],
         broker: "NatsBroker::new(Config::new(\n        \
                  std::env::var(\"NATS_URL\").unwrap_or_else(|_| \"nats://127.0.0.1:4222\".to_owned()),\n    \
                  ))",
@@ -59,7 +59,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         krate: "ruststream-redis",
         available: false,
         ruststream_features: &[],
-        imports: "",
+        imports: &[],
         broker: "",
         test_broker: "",
         needs: "",
@@ -69,7 +69,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         krate: "ruststream-rabbitmq",
         available: false,
         ruststream_features: &[],
-        imports: "",
+        imports: &[],
         broker: "",
         test_broker: "",
         needs: "",
@@ -79,7 +79,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         krate: "ruststream-mqtt",
         available: false,
         ruststream_features: &[],
-        imports: "",
+        imports: &[],
         broker: "",
         test_broker: "",
         needs: "",
@@ -89,7 +89,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         krate: "ruststream-kafka",
         available: false,
         ruststream_features: &[],
-        imports: "",
+        imports: &[],
         broker: "",
         test_broker: "",
         needs: "",
@@ -196,10 +196,13 @@ tokio = {{ version = "1", features = ["rt-multi-thread", "macros"] }}
 [dev-dependencies]
 {dev_dependencies}"#
     );
+    // In the order rustfmt keeps them, so that the new crate is formatted as it stands.
+    let mut uses: Vec<&str> = COMMON_USES.iter().chain(row.imports).copied().collect();
+    uses.sort_unstable();
     let main_rs = MAIN_RS
         .replace("{name}", name)
         .replace("{broker_name}", row.name)
-        .replace("{imports}", row.imports)
+        .replace("{uses}", &uses.join("\n"))
         .replace("{broker}", row.broker)
         .replace("{test_broker}", row.test_broker);
     let readme = README
@@ -262,14 +265,19 @@ fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The `use` lines of every service's `src/main.rs`.
+const COMMON_USES: &[&str] = &[
+    "use ruststream::runtime::{App, Router, RuntimeBroker};",
+    "use ruststream::{Subscribe, subscriber};",
+    "use serde::{Deserialize, Serialize};",
+];
+
 const MAIN_RS: &str = r#"//! {name}: a RustStream service on the {broker_name} broker.
 //!
 //! `cargo run -- run` starts it (Ctrl-C stops it gracefully), `cargo run -- asyncapi gen`
 //! prints its AsyncAPI document, and `cargo test` runs its test in process.
 
-use ruststream::runtime::{App, Router, RuntimeBroker};
-use ruststream::{Subscribe, subscriber};
-{imports}use serde::{Deserialize, Serialize};
+{uses}
 
 /// Someone to greet.
 #[derive(Debug, Serialize, Deserialize)]
@@ -387,7 +395,7 @@ mod tests {
             for placeholder in [
                 "{name}",
                 "{broker_name}",
-                "{imports}",
+                "{uses}",
                 "{broker}",
                 "{test_broker}",
                 "{needs}",
@@ -395,6 +403,20 @@ mod tests {
                 assert!(!text.contains(placeholder), "{path} keeps {placeholder}");
             }
         }
+    }
+
+    /// The service `docs/quickstart.md` shows is the one the generator writes.
+    #[test]
+    fn the_memory_service_is_the_one_the_quick_start_shows() {
+        let mut options = options("memory");
+        options.name = "orders".to_owned();
+        let files = files(&options).unwrap();
+        assert_eq!(
+            files[1].1,
+            include_str!("../tests/expected/orders-main.rs"),
+            "src/main.rs of `ruststream new orders --broker memory` changed: write it to \
+             crates/ruststream-cli/tests/expected/orders-main.rs, which docs/quickstart.md shows"
+        );
     }
 
     #[test]

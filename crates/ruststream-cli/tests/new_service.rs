@@ -113,6 +113,17 @@ fn every_available_broker_scaffolds_a_service_whose_tests_pass() {
         for file in ["Cargo.toml", "src/main.rs", "README.md"] {
             assert!(dir.join(file).is_file(), "{broker}: no {file}");
         }
+        // Formatted as rustfmt would have it: `cargo fmt` on the new crate changes nothing.
+        let rustfmt = Command::new("rustfmt")
+            .args(["--edition", "2024", "--check"])
+            .arg(dir.join("src/main.rs"))
+            .output()
+            .expect("rustfmt runs");
+        assert!(
+            rustfmt.status.success(),
+            "{broker}: src/main.rs is not formatted:\n{}",
+            String::from_utf8_lossy(&rustfmt.stdout)
+        );
         let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(readme.contains("cargo run -- run") && readme.contains("cargo test"));
         let tests = cargo(&dir, &["test"]);
