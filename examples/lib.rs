@@ -16,6 +16,8 @@
 //! - `request_reply`: a handler's value answers a request and goes to `publish_to`
 //!   destinations.
 //! - `routers`: prefixes, nested routers, a consumer group, two brokers in one app.
+//! - `nats_service`: a shop service on NATS written as `app(broker: NatsBroker) -> App`,
+//!   tested in process and against a live server by `tests/nats_service.rs`.
 //! - `graceful`: serves until SIGINT/SIGTERM, then lets in-flight handlers finish
 //!   (`tests/graceful_sigterm.rs` runs it as a process and sends SIGTERM).
 //!

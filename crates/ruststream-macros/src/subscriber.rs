@@ -407,19 +407,13 @@ fn generate(function: &ItemFn, args: &Args, source_ty: &TokenStream) -> TokenStr
         impl<__RuststreamBroker: ::ruststream::Broker>
             ::ruststream::runtime::IntoSubscriber<__RuststreamBroker> for #handler_ty
         where
-            #source_ty: ::ruststream::runtime::WithPrefix
-                + ::core::clone::Clone
-                + ::core::marker::Send
-                + 'static,
-            <#source_ty as ::ruststream::runtime::WithPrefix>::Output:
-                ::ruststream::SubscriptionSource<__RuststreamBroker>
+            #source_ty: ::ruststream::SubscriptionSource<__RuststreamBroker>
                 + ::core::clone::Clone
                 + ::core::marker::Send
                 + ::core::marker::Sync
                 + 'static,
         {
             type Source = #source_ty;
-            type Prefixed = <#source_ty as ::ruststream::runtime::WithPrefix>::Output;
             type Handler = Self;
 
             fn into_subscriber(self) -> ::ruststream::runtime::SubscriberDef<#source_ty, Self> {

@@ -22,7 +22,7 @@ impl DescribeServer for NatsBroker {
             .next()
             .unwrap_or_default();
         let mut spec = ServerSpec::from_url(Some("nats"), &url);
-        if config.tls.required || url.starts_with("tls://") {
+        if config.tls.is_required() || url.starts_with("tls://") {
             spec.description = Some("NATS over TLS".to_owned());
         } else {
             spec.description = Some("NATS".to_owned());

@@ -1,15 +1,14 @@
 //! [`NatsBroker`]: the connection, its lifecycle, subscribing by subject and requests.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, ServerAddr};
 use bytes::Bytes;
+use ruststream::kit::{Backoff, Shutdown};
 use ruststream::{Broker, OutgoingMessage, Reply, RequestReply, Subscribe};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{Auth, Config};
 use crate::error::NatsError;
@@ -36,34 +35,49 @@ pub(crate) struct Inner {
     client: OnceLock<Client>,
     jetstream: OnceLock<jetstream::Context>,
     connecting: tokio::sync::Mutex<()>,
-    /// Cancelled by `shutdown`: streams end, publishes fail.
-    pub(crate) closed: CancellationToken,
-    /// Set by `shutdown` before `closed` is cancelled: one atomic load for a per-message
-    /// check (`CancellationToken::is_cancelled` takes a lock).
-    pub(crate) shut_down: AtomicBool,
+    /// Set by `shutdown`: streams end, publishes and settlements fail.
+    pub(crate) closed: Shutdown,
+    /// Routes in process instead of through a server ([`NatsBroker::in_process`]).
+    #[cfg(feature = "testing")]
+    pub(crate) in_process: Option<ruststream::testing::TestClient>,
 }
 
 impl std::fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsBroker")
+        let mut debug = f.debug_struct("NatsBroker");
+        debug
             .field("servers", &self.inner.config.redacted_servers())
             .field("connected", &self.inner.client.get().is_some())
-            .field("closed", &self.inner.closed.is_cancelled())
-            .finish()
+            .field("closed", &self.inner.closed.is_triggered());
+        #[cfg(feature = "testing")]
+        debug.field("in_process", &self.inner.in_process.is_some());
+        debug.finish()
     }
 }
 
 impl NatsBroker {
     /// A broker for `config`, not yet connected (the app connects it on start).
     pub fn new(config: Config) -> Self {
+        Self::build(
+            config,
+            #[cfg(feature = "testing")]
+            None,
+        )
+    }
+
+    pub(crate) fn build(
+        config: Config,
+        #[cfg(feature = "testing")] in_process: Option<ruststream::testing::TestClient>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
                 client: OnceLock::new(),
                 jetstream: OnceLock::new(),
                 connecting: tokio::sync::Mutex::new(()),
-                closed: CancellationToken::new(),
-                shut_down: AtomicBool::new(false),
+                closed: Shutdown::new(),
+                #[cfg(feature = "testing")]
+                in_process,
             }),
         }
     }
@@ -74,11 +88,19 @@ impl NatsBroker {
     }
 
     /// The async-nats client, once connected: for whatever this crate does not wrap.
+    /// An in-process broker has none.
     pub fn client(&self) -> Result<&Client, NatsError> {
-        if self.inner.closed.is_cancelled() {
+        if self.inner.closed.is_triggered() {
             return Err(NatsError::Closed);
         }
-        self.inner.client.get().ok_or(NatsError::NotConnected)
+        match self.inner.client.get() {
+            Some(client) => Ok(client),
+            #[cfg(feature = "testing")]
+            None if self.inner.in_process.is_some() => Err(NatsError::Config(
+                "an in-process NatsBroker (for tests) has no NATS client; use `NatsBroker::new(config)` to reach a server".to_owned(),
+            )),
+            None => Err(NatsError::NotConnected),
+        }
     }
 
     /// The JetStream context on this connection, once connected.
@@ -131,32 +153,37 @@ impl NatsBroker {
         let mut options = match &config.auth {
             Auth::None | Auth::CredentialsFile(_) => ConnectOptions::new(),
             Auth::UserPassword { user, password } => {
-                ConnectOptions::with_user_and_password(user.clone(), password.0.clone())
+                ConnectOptions::with_user_and_password(user.clone(), password.expose().to_owned())
             }
-            Auth::Token(token) => ConnectOptions::with_token(token.0.clone()),
-            Auth::NKeySeed(seed) => ConnectOptions::with_nkey(seed.0.clone()),
+            Auth::Token(token) => ConnectOptions::with_token(token.expose().to_owned()),
+            Auth::NKeySeed(seed) => ConnectOptions::with_nkey(seed.expose().to_owned()),
         };
         if let Some(name) = &config.name {
             options = options.name(name);
         }
-        if config.tls.required {
+        if config.tls.is_required() {
             options = options.require_tls(true);
         }
-        for ca in &config.tls.root_certificates {
+        for ca in config.tls.roots() {
             options = options.add_root_certificates(ca.clone());
         }
-        if let Some((cert, key)) = &config.tls.client_certificate {
-            options = options.add_client_certificate(cert.clone(), key.clone());
+        if let Some((cert, key)) = config.tls.client() {
+            options = options.add_client_certificate(cert.to_owned(), key.to_owned());
         }
-        let max_delay = config.reconnect_delay_max;
+        // 50 ms doubling up to the configured maximum, without jitter.
+        let backoff =
+            Backoff::exponential(Duration::from_millis(50), config.reconnect_delay_max).jitter(0.0);
         options = options
             .connection_timeout(config.connection_timeout)
             .max_reconnects(config.max_reconnects)
             .request_timeout(Some(config.request_timeout))
             .subscription_capacity(config.subscription_capacity)
             .reconnect_delay_callback(move |attempts| {
-                let exponent = u32::try_from(attempts.min(16)).unwrap_or(16);
-                (Duration::from_millis(50) * 2u32.saturating_pow(exponent)).min(max_delay)
+                backoff.delay(
+                    u32::try_from(attempts)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1),
+                )
             })
             .event_callback(|event| async move {
                 match event {
@@ -182,7 +209,7 @@ impl NatsBroker {
                 ServerAddr::from_str(url).map_err(|error| {
                     NatsError::Config(format!(
                         "server URL `{}` is not valid: {}; use `nats://host:4222`",
-                        crate::config::redact_url(url),
+                        ruststream::kit::redact_url(url),
                         self.redact(error)
                     ))
                 })
@@ -234,12 +261,20 @@ impl NatsBroker {
 impl Broker for NatsBroker {
     type Error = NatsError;
 
+    fn server(&self) -> Option<ruststream::ServerSpec> {
+        Some(ruststream::DescribeServer::describe_server(self))
+    }
+
     async fn connect(&self) -> Result<(), NatsError> {
-        if self.inner.closed.is_cancelled() {
+        if self.inner.closed.is_triggered() {
             return Err(NatsError::Closed);
         }
         if self.inner.client.get().is_some() {
             return Ok(());
+        }
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return self.connect_in_process(router).await;
         }
         let _guard = self.inner.connecting.lock().await;
         if self.inner.client.get().is_some() {
@@ -256,11 +291,13 @@ impl Broker for NatsBroker {
     }
 
     async fn shutdown(&self) -> Result<(), NatsError> {
-        // The flag first: subscribers check it per message, and the token wakes the idle.
-        let already = self.inner.shut_down.swap(true, Ordering::AcqRel);
-        self.inner.closed.cancel();
-        if already {
+        // Subscribers check the signal per message, and it wakes the idle ones.
+        if !self.inner.closed.trigger() {
             return Ok(());
+        }
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return Self::shutdown_in_process(router).await;
         }
         let Some(client) = self.inner.client.get() else {
             return Ok(());
@@ -312,6 +349,10 @@ impl RequestReply for NatsBroker {
         msg: OutgoingMessage<'_>,
         timeout: Duration,
     ) -> Result<Reply, NatsError> {
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return self.request_in_process(router, msg, timeout).await;
+        }
         let client = self.client()?;
         check_subject(msg.name())?;
         let mut request = async_nats::Request::new()

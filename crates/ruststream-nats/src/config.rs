@@ -9,15 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A secret string: kept for the client, shown as `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+use ruststream::kit::{Redactor, Secret, Tls, redact_url};
 
 /// How the client authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,14 +23,6 @@ pub(crate) enum Auth {
     Token(Secret),
     NKeySeed(Secret),
     CredentialsFile(PathBuf),
-}
-
-/// TLS settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Tls {
-    pub(crate) required: bool,
-    pub(crate) root_certificates: Vec<PathBuf>,
-    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 /// How a [`NatsBroker`](crate::NatsBroker) reaches its server.
@@ -116,7 +100,7 @@ impl Config {
     ) -> Self {
         self.auth = Auth::UserPassword {
             user: user.into(),
-            password: Secret(password.into()),
+            password: Secret::new(password),
         };
         self
     }
@@ -124,14 +108,14 @@ impl Config {
     /// Authenticates with a token.
     #[must_use]
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.auth = Auth::Token(Secret(token.into()));
+        self.auth = Auth::Token(Secret::new(token));
         self
     }
 
     /// Authenticates with an NKey seed (`SU...`).
     #[must_use]
     pub fn nkey_seed(mut self, seed: impl Into<String>) -> Self {
-        self.auth = Auth::NKeySeed(Secret(seed.into()));
+        self.auth = Auth::NKeySeed(Secret::new(seed));
         self
     }
 
@@ -145,21 +129,21 @@ impl Config {
     /// Refuses to talk to the server without TLS.
     #[must_use]
     pub fn require_tls(mut self, required: bool) -> Self {
-        self.tls.required = required;
+        self.tls = self.tls.required(required);
         self
     }
 
     /// Trusts the CA certificates in this PEM file (besides the system's).
     #[must_use]
     pub fn root_certificates(mut self, pem: impl Into<PathBuf>) -> Self {
-        self.tls.root_certificates.push(pem.into());
+        self.tls = self.tls.root_certificates(pem);
         self
     }
 
     /// Presents this client certificate and key (PEM files) for mutual TLS.
     #[must_use]
     pub fn client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.tls.client_certificate = Some((cert.into(), key.into()));
+        self.tls = self.tls.client_certificate(cert, key);
         self
     }
 
@@ -239,36 +223,24 @@ impl Config {
         self.servers.iter().map(|url| redact_url(url)).collect()
     }
 
-    /// Every secret of this config, for redaction.
-    pub(crate) fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> = self
+    /// What strips every secret of this config from a text: the passwords or tokens
+    /// inside the URLs, and the password, token or seed of [`Auth`] (a user name alone
+    /// is not a secret).
+    pub(crate) fn redactor(&self) -> Redactor {
+        let redactor = self
             .servers
             .iter()
-            .filter_map(|url| url_credentials(url))
-            .flat_map(|(user, password)| {
-                // The user name alone is not a secret; a password or a token is.
-                match password {
-                    Some(password) => vec![password.to_owned()],
-                    None => vec![user.to_owned()],
-                }
-            })
-            .collect();
+            .fold(Redactor::new(), |redactor, url| redactor.url(url));
         match &self.auth {
-            Auth::UserPassword { password, .. } => secrets.push(password.0.clone()),
-            Auth::Token(token) | Auth::NKeySeed(token) => secrets.push(token.0.clone()),
-            Auth::None | Auth::CredentialsFile(_) => {}
+            Auth::UserPassword { password, .. } => redactor.secret(password.expose()),
+            Auth::Token(secret) | Auth::NKeySeed(secret) => redactor.secret(secret.expose()),
+            Auth::None | Auth::CredentialsFile(_) => redactor,
         }
-        secrets.retain(|s| !s.is_empty());
-        secrets
     }
 
     /// `text` with every secret of this config replaced by `<redacted>`.
     pub(crate) fn redact(&self, text: impl fmt::Display) -> String {
-        let mut text = text.to_string();
-        for secret in self.secrets() {
-            text = text.replace(&secret, "<redacted>");
-        }
-        text
+        self.redactor().redact(text)
     }
 }
 
@@ -292,33 +264,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// The user info of a URL (`user` and optional password), if it has any.
-fn url_credentials(url: &str) -> Option<(&str, Option<&str>)> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let at = rest.rfind('@')?;
-    let userinfo = &rest[..at];
-    Some(match userinfo.split_once(':') {
-        Some((user, password)) => (user, Some(password)),
-        None => (userinfo, None),
-    })
-}
-
-/// `url` with its user info replaced: `nats://<redacted>@host:4222`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let Some(at) = rest.rfind('@') else {
-        return url.to_owned();
-    };
-    let host = &rest[at + 1..];
-    match scheme {
-        Some(scheme) => format!("{scheme}://<redacted>@{host}"),
-        None => format!("<redacted>@{host}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,16 +281,6 @@ mod tests {
             assert!(!shown.contains("pa55word"), "{shown}");
             assert!(shown.contains("host:4222"), "{shown}");
         }
-    }
-
-    #[test]
-    fn urls_are_redacted_up_to_the_last_at_sign() {
-        assert_eq!(
-            redact_url("nats://u:p@ss@host:4222"),
-            "nats://<redacted>@host:4222"
-        );
-        assert_eq!(redact_url("host:4222"), "host:4222");
-        assert_eq!(redact_url("t0ken@host:4222"), "<redacted>@host:4222");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! | `subscriber` | [`NatsSubscriber`]: the stream, `BatchSubscriber` |
 //! | `message` | [`NatsMessage`]: headers and settlement |
 //! | `publisher` | `Publisher` for `NatsBroker`, [`JetStreamPublisher`], header mapping |
-//! | `testing` | [`test_client`] and `TestBroker` (feature `testing`) |
+//! | `testing` | `NatsBroker::in_process`, [`test_client`] and `TestBroker` (feature `testing`) |
 //! | `asyncapi` | `DescribeServer` and the NATS bindings |
 //! | `error` | [`NatsError`] |
 //!

@@ -3,23 +3,23 @@
 //! | | core subject | JetStream consumer |
 //! |---|---|---|
 //! | `ack` | nothing to do (core NATS has no acks): `Ok` | `+ACK`, waiting for the server's confirmation |
-//! | `nack(true)` | nothing to do: the message is not redelivered | `-NAK`: redelivered at once |
+//! | `nack(true)` | `AckError::Unsupported`: the message is not redelivered | `-NAK`: redelivered at once |
 //! | `nack(false)` | nothing to do | `+TERM`: never redelivered |
-//! | `nack_after(d)` | nothing to do | `-NAK {"delay": d}`: redelivered after `d` |
+//! | `nack_after(d)` | `AckError::Unsupported` | `-NAK {"delay": d}`: redelivered after `d` |
 //! | `redelivery_count` | `None`: the server does not redeliver | `delivered - 1` from the message metadata |
 //! | `reply_to` | the request's reply subject | `None` (the reply subject is the ack subject) |
 //!
-//! Because a core message reports no redelivery count, the runtime does not trust its
-//! `nack` to redeliver: a retry republishes a copy (with the attempt number and due
-//! time), as on every broker without redelivery.
+//! The subscriber's `capabilities()` says the same: a core subscription cannot requeue,
+//! so the runtime reports a retry there as unsupported.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{Client, HeaderMap, Subject};
 use bytes::Bytes;
+use futures::future::Either;
+use ruststream::kit::Shutdown;
 use ruststream::{AckError, Headers, IncomingMessage};
-use tokio_util::sync::CancellationToken;
 
 /// The NATS headers of a delivered message as [`Headers`] (every value of a name, in
 /// order; the order between names is the client's).
@@ -41,14 +41,14 @@ pub(crate) fn headers_from_nats(map: &HeaderMap) -> Headers {
 #[derive(Debug)]
 pub(crate) struct Settler {
     pub(crate) client: Client,
-    pub(crate) closed: CancellationToken,
+    pub(crate) closed: Shutdown,
     pub(crate) ack_timeout: Duration,
 }
 
 impl Settler {
     /// Sends `body` to the ack subject and waits for the server's confirmation.
     async fn settle(&self, ack_subject: Subject, body: Bytes) -> Result<(), AckError> {
-        if self.closed.is_cancelled() {
+        if self.closed.is_triggered() {
             return Err(AckError::Closed);
         }
         match tokio::time::timeout(self.ack_timeout, self.client.request(ack_subject, body)).await {
@@ -58,7 +58,7 @@ impl Settler {
                 async_nats::RequestErrorKind::NoResponders => Err(AckError::Rejected(
                     "the consumer is gone (no responders on its ack subject)".to_owned(),
                 )),
-                _ if self.closed.is_cancelled() => Err(AckError::Closed),
+                _ if self.closed.is_triggered() => Err(AckError::Closed),
                 _ => Err(AckError::Transport(Box::new(error))),
             },
             Err(_) => Err(AckError::Timeout(self.ack_timeout)),
@@ -66,13 +66,23 @@ impl Settler {
     }
 }
 
-/// What a JetStream message needs for settling. Boxed, so a core message (the hot path)
-/// stays small enough to move without a `memcpy` call.
+/// What a JetStream message needs for settling.
 #[derive(Debug)]
 struct JetStreamAck {
     settler: Arc<Settler>,
     ack_subject: Subject,
     delivered: u32,
+}
+
+/// Whom a message that is not a core message settles with. Boxed, so a core message (the
+/// hot path) stays small enough to move without a `memcpy` call.
+#[derive(Debug)]
+enum Settle {
+    JetStream(JetStreamAck),
+    /// The in-process broker's message ([`NatsBroker::in_process`](crate::NatsBroker)),
+    /// which settles with it.
+    #[cfg(feature = "testing")]
+    InProcess(ruststream::testing::TestMessage),
 }
 
 /// A message delivered by a [`NatsSubscriber`](crate::NatsSubscriber): from a core
@@ -84,7 +94,7 @@ pub struct NatsMessage {
     payload: Bytes,
     headers: Headers,
     /// `None` for a core message: settling it has nothing to do.
-    jetstream: Option<Box<JetStreamAck>>,
+    settle: Option<Box<Settle>>,
 }
 
 impl NatsMessage {
@@ -103,7 +113,19 @@ impl NatsMessage {
             subject,
             reply,
             payload,
-            jetstream: None,
+            settle: None,
+        }
+    }
+
+    /// A message of the in-process broker, settled through it.
+    #[cfg(feature = "testing")]
+    pub(crate) fn in_process(message: ruststream::testing::TestMessage) -> Self {
+        Self {
+            subject: Subject::from(message.name().unwrap_or_default()),
+            reply: message.reply_to().map(Subject::from),
+            payload: Bytes::copy_from_slice(message.payload()),
+            headers: message.headers().clone(),
+            settle: Some(Box::new(Settle::InProcess(message))),
         }
     }
 
@@ -128,17 +150,17 @@ impl NatsMessage {
             subject: message.subject,
             reply: None,
             payload: message.payload,
-            jetstream: Some(Box::new(JetStreamAck {
+            settle: Some(Box::new(Settle::JetStream(JetStreamAck {
                 settler,
                 ack_subject,
                 delivered: u32::try_from(delivered.max(1)).unwrap_or(u32::MAX),
-            })),
+            }))),
         })
     }
 
     /// Whether it came from a JetStream consumer (and so is settled with the server).
     pub fn is_jetstream(&self) -> bool {
-        self.jetstream.is_some()
+        matches!(self.settle.as_deref(), Some(Settle::JetStream(_)))
     }
 
     /// The subject it was published to.
@@ -154,34 +176,87 @@ impl NatsMessage {
     /// Drops the message, keeping what settling needs (`None` for a core message). Out
     /// of line, so the drop code is not repeated where each settlement is awaited.
     #[inline(never)]
-    fn into_jetstream(self) -> Option<Box<JetStreamAck>> {
-        self.jetstream
+    fn into_settle(self) -> Option<Box<Settle>> {
+        self.settle
     }
 
     /// Not an `async fn` of `self`: the message is dropped first and the future keeps
-    /// only the JetStream part (a pointer), so a core settlement costs next to nothing.
+    /// only the settling part (a pointer), so a core settlement costs next to nothing.
     /// Always inlined: the future (sized for the JetStream request) is then built where
-    /// it is awaited, not returned and copied. `body` is only made for JetStream.
+    /// it is awaited, not returned and copied. `with` only runs for a message that
+    /// settles with someone.
     #[inline(always)]
-    fn settle(
+    fn settle<F>(
         self,
-        body: impl FnOnce() -> Bytes + Send,
-    ) -> impl Future<Output = Result<(), AckError>> + Send {
-        let jetstream = self.into_jetstream();
+        with: impl FnOnce(Settle) -> F + Send,
+    ) -> impl Future<Output = Result<(), AckError>> + Send
+    where
+        F: Future<Output = Result<(), AckError>> + Send,
+    {
+        let settle = self.into_settle();
         async move {
-            match jetstream {
+            match settle {
                 None => Ok(()),
-                Some(ack) => ack.settler.settle(ack.ack_subject, body()).await,
+                Some(settle) => with(*settle).await,
             }
         }
     }
 }
 
-impl IncomingMessage for NatsMessage {
-    /// JetStream delays a NAK natively. (Core messages report no redelivery count, so
-    /// the runtime republishes a delayed copy for them instead of calling `nack_after`.)
-    const NATIVE_DELAY: bool = true;
+/// Why a core message cannot be requeued.
+const CORE_CANNOT_REQUEUE: AckError = AckError::Unsupported(
+    "redeliver a core NATS message: core subjects are at most once; subscribe through JetStream (`NatsSource::new(..).stream(..)`) for redelivery",
+);
 
+impl Settle {
+    /// JetStream: `+ACK`.
+    async fn ack(self) -> Result<(), AckError> {
+        match self {
+            Self::JetStream(ack) => {
+                let body = Bytes::from_static(b"+ACK");
+                ack.settler.settle(ack.ack_subject, body).await
+            }
+            #[cfg(feature = "testing")]
+            Self::InProcess(message) => message.ack().await,
+        }
+    }
+
+    /// JetStream: `-NAK` (redeliver now) or `+TERM` (never again).
+    async fn nack(self, requeue: bool) -> Result<(), AckError> {
+        match self {
+            Self::JetStream(ack) => {
+                let body = if requeue { &b"-NAK"[..] } else { &b"+TERM"[..] };
+                let body = Bytes::from_static(body);
+                ack.settler.settle(ack.ack_subject, body).await
+            }
+            #[cfg(feature = "testing")]
+            Self::InProcess(message) => message.nack(requeue).await,
+        }
+    }
+
+    /// JetStream: `-NAK` with a delay.
+    async fn nack_after(self, delay: Duration) -> Result<(), AckError> {
+        match self {
+            Self::JetStream(ack) => {
+                let body = Bytes::from(format!("-NAK {{\"delay\":{}}}", delay.as_nanos()));
+                ack.settler.settle(ack.ack_subject, body).await
+            }
+            #[cfg(feature = "testing")]
+            Self::InProcess(message) => message.nack_after(delay).await,
+        }
+    }
+
+    /// Deliveries before this one: JetStream's metadata; none in process.
+    fn redelivery_count(&self) -> Option<u32> {
+        match self {
+            Self::JetStream(ack) => Some(ack.delivered - 1),
+            #[cfg(feature = "testing")]
+            Self::InProcess(_) => None,
+        }
+    }
+}
+
+impl IncomingMessage for NatsMessage {
     fn payload(&self) -> &[u8] {
         &self.payload
     }
@@ -194,7 +269,7 @@ impl IncomingMessage for NatsMessage {
     /// [`ack`](IncomingMessage::ack), which waits for the server.
     #[inline]
     fn ack_now(self) -> Result<(), Self> {
-        if self.jetstream.is_some() {
+        if self.settle.is_some() {
             return Err(self);
         }
         Ok(())
@@ -203,21 +278,28 @@ impl IncomingMessage for NatsMessage {
     /// JetStream: `+ACK`, confirmed by the server. Core: nothing to do.
     #[inline(always)]
     fn ack(self) -> impl Future<Output = Result<(), AckError>> + Send {
-        self.settle(|| Bytes::from_static(b"+ACK"))
+        self.settle(Settle::ack)
     }
 
     /// JetStream: `-NAK` (redeliver now) or `+TERM` (never again), confirmed by the
-    /// server. Core: nothing to do; core NATS does not redeliver.
+    /// server. Core: `nack(false)` has nothing to do; `nack(true)` answers
+    /// [`AckError::Unsupported`], as core NATS does not redeliver.
     #[inline(always)]
     fn nack(self, requeue: bool) -> impl Future<Output = Result<(), AckError>> + Send {
-        let body = if requeue { &b"-NAK"[..] } else { &b"+TERM"[..] };
-        self.settle(|| Bytes::from_static(body))
+        if requeue && self.settle.is_none() {
+            return Either::Left(std::future::ready(Err(CORE_CANNOT_REQUEUE)));
+        }
+        Either::Right(self.settle(move |settle| settle.nack(requeue)))
     }
 
-    /// JetStream: `-NAK` with a delay, confirmed by the server. Core: nothing to do.
+    /// JetStream: `-NAK` with a delay, confirmed by the server: the server holds the
+    /// message for the delay. Core: [`AckError::Unsupported`].
     #[inline(always)]
     fn nack_after(self, delay: Duration) -> impl Future<Output = Result<(), AckError>> + Send {
-        self.settle(move || Bytes::from(format!("-NAK {{\"delay\":{}}}", delay.as_nanos())))
+        if self.settle.is_none() {
+            return Either::Left(std::future::ready(Err(CORE_CANNOT_REQUEUE)));
+        }
+        Either::Right(self.settle(move |settle| settle.nack_after(delay)))
     }
 
     fn name(&self) -> Option<&str> {
@@ -230,7 +312,7 @@ impl IncomingMessage for NatsMessage {
 
     /// JetStream: deliveries before this one, from the message metadata. Core: `None`.
     fn redelivery_count(&self) -> Option<u32> {
-        self.jetstream.as_ref().map(|ack| ack.delivered - 1)
+        self.settle.as_ref()?.redelivery_count()
     }
 }
 
@@ -279,16 +361,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn settling_a_core_message_succeeds_with_nothing_to_do() {
+    async fn a_core_message_acks_locally_and_cannot_be_requeued() {
         assert!(core_message().ack_now().is_ok(), "a core ack is local");
         assert!(core_message().ack().await.is_ok());
-        assert!(core_message().nack(true).await.is_ok());
+        assert!(matches!(
+            core_message().nack(true).await,
+            Err(AckError::Unsupported(_))
+        ));
         assert!(core_message().nack(false).await.is_ok());
-        assert!(
-            core_message()
-                .nack_after(Duration::from_secs(1))
-                .await
-                .is_ok()
-        );
+        assert!(matches!(
+            core_message().nack_after(Duration::from_secs(1)).await,
+            Err(AckError::Unsupported(_))
+        ));
     }
 }

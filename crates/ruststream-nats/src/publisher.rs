@@ -19,6 +19,7 @@ use async_nats::header::{HeaderName, HeaderValue};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use ruststream::headers::MESSAGE_ID;
+use ruststream::kit::TextHeaders;
 use ruststream::matching::{DotSubjects, NameMatcher};
 use ruststream::{Headers, OutgoingMessage, Publisher};
 
@@ -32,53 +33,35 @@ pub(crate) fn check_subject(subject: &str) -> Result<(), NatsError> {
         .map_err(NatsError::Subject)
 }
 
-/// Why NATS cannot carry this header unchanged, if it cannot.
-pub(crate) fn header_problem(name: &str, value: &[u8]) -> Option<String> {
-    if name.is_empty() {
-        return Some("the name is empty".to_owned());
-    }
-    if let Some(bad) = name.chars().find(|c| !c.is_ascii_graphic() || *c == ':') {
-        return Some(format!(
-            "the name contains {bad:?}; NATS header names are printable ASCII without `:` or spaces"
-        ));
-    }
-    let Ok(text) = std::str::from_utf8(value) else {
-        return Some(
-            "the value is not UTF-8 text; NATS header values are text, so encode binary values (base64, hex) before publishing"
-                .to_owned(),
-        );
-    };
-    if text.contains(['\r', '\n']) {
-        return Some(
-            "the value contains CR or LF; NATS header values are single lines, so encode it before publishing"
-                .to_owned(),
-        );
-    }
-    if text.trim() != text {
-        return Some(
-            "the value starts or ends with whitespace, which NATS trims on delivery; trim it before publishing"
-                .to_owned(),
-        );
-    }
-    None
+/// NATS headers are text lines, and the client trims values on delivery.
+const NATS_HEADERS: TextHeaders = TextHeaders::new("NATS").trims_values(true);
+
+/// Refuses the first header NATS cannot carry unchanged.
+#[cfg(feature = "testing")]
+pub(crate) fn check_headers(headers: &Headers) -> Result<(), NatsError> {
+    NATS_HEADERS
+        .check_all(headers)
+        .map_err(|problem| NatsError::Header {
+            name: problem.name,
+            reason: problem.reason,
+        })
 }
 
 /// The NATS form of `headers`, or an error naming the first header NATS cannot carry.
 pub(crate) fn headers_to_nats(headers: &Headers) -> Result<HeaderMap, NatsError> {
     let mut map = HeaderMap::new();
     for (name, value) in headers.iter() {
-        if let Some(reason) = header_problem(name, value) {
-            return Err(NatsError::Header {
-                name: name.to_owned(),
-                reason,
-            });
-        }
+        let text = NATS_HEADERS
+            .check(name, value)
+            .map_err(|problem| NatsError::Header {
+                name: problem.name,
+                reason: problem.reason,
+            })?;
         let invalid = |what: &str| NatsError::Header {
             name: name.to_owned(),
             reason: format!("the client refused the {what}"),
         };
         let header_name = HeaderName::from_str(name).map_err(|_| invalid("name"))?;
-        let text = std::str::from_utf8(value).map_err(|_| invalid("value"))?;
         let header_value = HeaderValue::from_str(text).map_err(|_| invalid("value"))?;
         map.append(header_name, header_value);
     }
@@ -163,6 +146,10 @@ impl Publisher for NatsBroker {
     /// Core NATS by default; JetStream with its acknowledgement when the config says
     /// [`jetstream_publish(true)`](crate::Config::jetstream_publish).
     async fn publish(&self, msg: OutgoingMessage<'_>) -> Result<(), NatsError> {
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.inner.in_process {
+            return self.publish_in_process(router, msg).await;
+        }
         if self.inner.config.jetstream_publish {
             self.publish_jetstream(msg).await
         } else {
@@ -199,7 +186,12 @@ impl JetStreamPublisher {
 impl Publisher for JetStreamPublisher {
     type Error = NatsError;
 
+    /// In process ([`NatsBroker::in_process`]): routed like a core publish.
     async fn publish(&self, msg: OutgoingMessage<'_>) -> Result<(), NatsError> {
+        #[cfg(feature = "testing")]
+        if let Some(router) = &self.broker.inner.in_process {
+            return self.broker.publish_in_process(router, msg).await;
+        }
         self.broker.publish_jetstream(msg).await
     }
 }

@@ -14,7 +14,6 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, stream};
 use ruststream::SubscriptionSource;
 use ruststream::matching::{DotSubjects, NameMatcher};
-use ruststream::runtime::WithPrefix;
 
 use crate::broker::NatsBroker;
 use crate::error::NatsError;
@@ -209,6 +208,10 @@ impl NatsSource {
     /// Opens the subscription on `broker`; returns once it is active on the server.
     pub(crate) async fn open(self, broker: &NatsBroker) -> Result<NatsSubscriber, NatsError> {
         self.check()?;
+        #[cfg(feature = "testing")]
+        if let Some(router) = &broker.inner.in_process {
+            return broker.subscribe_in_process(router, self).await;
+        }
         let Some(options) = self.jetstream else {
             return self.open_core(broker).await;
         };
@@ -318,18 +321,12 @@ impl SubscriptionSource<NatsBroker> for NatsSource {
     async fn subscribe(self, broker: &NatsBroker) -> Result<NatsSubscriber, NatsError> {
         self.open(broker).await
     }
-}
 
-/// A router's prefix goes in front of the subject (`"orders."` + `"created"`); the queue
-/// group, stream and durable name stay as written.
-impl WithPrefix for NatsSource {
-    type Output = NatsSource;
-
-    fn with_prefix(mut self, prefix: &str) -> NatsSource {
-        if !prefix.is_empty() {
-            self.subject.insert_str(0, prefix);
-        }
-        self
+    /// A router's prefix goes in front of the subject (`"orders."` + `"created"`); the
+    /// queue group, stream and durable name stay as written.
+    fn with_prefix(mut self, prefix: &str) -> Result<Self, Self> {
+        self.subject.insert_str(0, prefix);
+        Ok(self)
     }
 
     fn operation_bindings(&self) -> Option<serde_json::Value> {
@@ -359,12 +356,13 @@ mod tests {
 
     #[test]
     fn the_prefix_goes_before_the_subject_only() {
-        let source = NatsSource::new("created")
-            .queue_group("workers")
-            .with_prefix("orders.");
+        let source = SubscriptionSource::<NatsBroker>::with_prefix(
+            NatsSource::new("created").queue_group("workers"),
+            "orders.",
+        )
+        .expect("a NATS source takes a prefix");
         assert_eq!(source.subject(), "orders.created");
         assert_eq!(source.queue_group_name(), Some("workers"));
-        assert_eq!(NatsSource::new("a").with_prefix("").subject(), "a");
     }
 
     #[test]

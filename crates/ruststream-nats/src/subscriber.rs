@@ -1,18 +1,15 @@
 //! [`NatsSubscriber`]: the stream of a core subscription or a JetStream pull consumer.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use futures::{Stream, StreamExt};
-use ruststream::{BatchSubscriber, Subscriber};
-use tokio::time::Instant;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use ruststream::kit::{Batcher, ShutdownWatch};
+use ruststream::{BatchSubscriber, Capabilities, HeaderSupport, Subscriber};
 
-use crate::broker::{Inner, NatsBroker};
+use crate::broker::NatsBroker;
 use crate::error::NatsError;
 use crate::message::{NatsMessage, Settler};
 
@@ -22,6 +19,9 @@ enum Source {
         messages: Box<pull::Stream>,
         settler: Arc<Settler>,
     },
+    /// A subscription of an in-process broker ([`NatsBroker::in_process`]).
+    #[cfg(feature = "testing")]
+    InProcess(ruststream::testing::TestSubscriber),
 }
 
 /// An open NATS subscription, read as a [`Stream`] of [`NatsMessage`]s.
@@ -31,52 +31,49 @@ enum Source {
 /// consumed; messages it holds when dropped are redelivered by the server after the
 /// consumer's ack wait. Dropping a core subscriber unsubscribes.
 pub struct NatsSubscriber {
+    incoming: Incoming,
+    /// The batch being gathered, kept here so a dropped `batches` stream loses nothing.
+    batcher: Batcher<NatsMessage, NatsError>,
+}
+
+/// The subscription itself and the broker's shutdown signal.
+struct Incoming {
     subject: String,
     source: Source,
-    broker: Arc<Inner>,
-    /// Completes at shutdown; polled only while the source has nothing ready.
-    closed: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// The waker `closed` last registered: polling it again with the same one would only
-    /// take its lock to find nothing changed, on every idle moment of a busy stream.
-    closed_waker: Option<Waker>,
+    /// Set at shutdown: checked per message, polled only while the source has nothing
+    /// ready.
+    closed: ShutdownWatch,
     ended: bool,
-    /// Messages of a batch being gathered, kept here so a dropped `batches` stream loses
-    /// nothing.
-    partial: Vec<NatsMessage>,
-    partial_deadline: Option<Instant>,
-    failed: Option<NatsError>,
 }
 
 impl std::fmt::Debug for NatsSubscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsSubscriber")
-            .field("subject", &self.subject)
+            .field("subject", &self.incoming.subject)
             .field(
                 "kind",
-                &match self.source {
+                &match self.incoming.source {
                     Source::Core(_) => "core",
                     Source::JetStream { .. } => "jetstream",
+                    #[cfg(feature = "testing")]
+                    Source::InProcess(_) => "in-process",
                 },
             )
-            .field("ended", &self.ended)
+            .field("ended", &self.incoming.ended)
             .finish()
     }
 }
 
 impl NatsSubscriber {
     fn with_source(broker: &NatsBroker, subject: String, source: Source) -> Self {
-        let closed_token = broker.inner.closed.clone();
-        let broker = Arc::clone(&broker.inner);
         Self {
-            subject,
-            source,
-            closed: Box::pin(closed_token.cancelled_owned()),
-            closed_waker: None,
-            broker,
-            ended: false,
-            partial: Vec::new(),
-            partial_deadline: None,
-            failed: None,
+            incoming: Incoming {
+                subject,
+                source,
+                closed: broker.inner.closed.watch(),
+                ended: false,
+            },
+            batcher: Batcher::new(),
         }
     }
 
@@ -109,32 +106,27 @@ impl NatsSubscriber {
         )
     }
 
+    #[cfg(feature = "testing")]
+    pub(crate) fn in_process(
+        broker: &NatsBroker,
+        subject: String,
+        subscription: ruststream::testing::TestSubscriber,
+    ) -> Self {
+        Self::with_source(broker, subject, Source::InProcess(subscription))
+    }
+
     /// The subject (pattern) subscribed to.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.incoming.subject
     }
+}
 
-    fn poll_message(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<NatsMessage, NatsError>>> {
-        if let Some(error) = self.failed.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
-        if !self.partial.is_empty() {
-            return Poll::Ready(Some(Ok(self.partial.remove(0))));
-        }
-        self.poll_source(cx)
-    }
-
-    /// The next message from the subscription itself. Inlined into `poll_message`: one
-    /// call per message, not two.
+impl Incoming {
+    /// The next message from the subscription itself. Inlined into the stream's poll:
+    /// one call per message, not two.
     #[inline]
-    fn poll_source(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<NatsMessage, NatsError>>> {
-        if self.ended || self.broker.shut_down.load(Ordering::Acquire) {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<NatsMessage, NatsError>>> {
+        if self.ended || self.closed.is_triggered() {
             self.ended = true;
             return Poll::Ready(None);
         }
@@ -167,77 +159,32 @@ impl NatsSubscriber {
                 Poll::Ready(None) => true,
                 Poll::Pending => false,
             },
+            #[cfg(feature = "testing")]
+            Source::InProcess(subscription) => {
+                // The test subscriber keeps its state between streams, so a stream made
+                // for one poll loses nothing.
+                let stream = std::pin::pin!(Subscriber::stream(subscription));
+                match stream.poll_next(cx) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        return Poll::Ready(Some(Ok(NatsMessage::in_process(message))));
+                    }
+                    Poll::Ready(Some(Err(never))) => match never {},
+                    Poll::Ready(None) => true,
+                    Poll::Pending => false,
+                }
+            }
         };
         if ended {
             self.ended = true;
             return Poll::Ready(None);
         }
-        if self
-            .closed_waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
-        {
-            // Registered with this task already: shutdown wakes it, and the flag check
-            // above ends the stream.
-            return Poll::Pending;
-        }
-        match self.closed.as_mut().poll(cx) {
+        match self.closed.poll_triggered(cx) {
             Poll::Ready(()) => {
                 self.ended = true;
                 Poll::Ready(None)
             }
-            Poll::Pending => {
-                self.closed_waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
+            Poll::Pending => Poll::Pending,
         }
-    }
-
-    /// The next message, waiting at most until `deadline`.
-    async fn next_until(
-        &mut self,
-        deadline: Instant,
-    ) -> Result<Option<Result<NatsMessage, NatsError>>, tokio::time::error::Elapsed> {
-        tokio::time::timeout_at(
-            deadline,
-            futures::future::poll_fn(|cx| self.poll_source(cx)),
-        )
-        .await
-    }
-
-    /// Gathers one batch into `partial` (kept across cancellation) and hands it out.
-    async fn next_batch(
-        &mut self,
-        max: usize,
-        max_wait: Duration,
-    ) -> Option<Result<Vec<NatsMessage>, NatsError>> {
-        let max = max.max(1);
-        if self.partial.is_empty() {
-            match futures::future::poll_fn(|cx| self.poll_message(cx)).await {
-                None => return None,
-                Some(Err(error)) => return Some(Err(error)),
-                Some(Ok(first)) => {
-                    self.partial.push(first);
-                    self.partial_deadline = Some(Instant::now() + max_wait);
-                }
-            }
-        }
-        let deadline = *self
-            .partial_deadline
-            .get_or_insert_with(|| Instant::now() + max_wait);
-        while self.partial.len() < max {
-            // From the source only: `partial` is what is being filled.
-            match self.next_until(deadline).await {
-                Ok(Some(Ok(message))) => self.partial.push(message),
-                Ok(Some(Err(error))) => {
-                    self.failed = Some(error);
-                    break;
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        self.partial_deadline = None;
-        Some(Ok(std::mem::take(&mut self.partial)))
     }
 }
 
@@ -246,7 +193,27 @@ impl Subscriber for NatsSubscriber {
     type Error = NatsError;
 
     fn stream(&mut self) -> impl Stream<Item = Result<NatsMessage, NatsError>> + Send + '_ {
-        futures::stream::poll_fn(move |cx| self.poll_message(cx))
+        futures::stream::poll_fn(move |cx| {
+            let Self { incoming, batcher } = self;
+            batcher.poll_next(cx, |cx| incoming.poll_next(cx))
+        })
+    }
+
+    /// JetStream: requeue, delayed requeue (`-NAK` with a delay, held by the server) and
+    /// the delivery count. Core subjects: at most once, no redelivery. Headers are text
+    /// on both. In process: what the test client does (no redelivery).
+    fn capabilities(&self) -> Capabilities {
+        match &self.incoming.source {
+            Source::JetStream { .. } => Capabilities::DEFAULT
+                .with_delayed_requeue(true)
+                .with_redelivery_count(true)
+                .with_headers(HeaderSupport::Text),
+            Source::Core(_) => Capabilities::NONE.with_headers(HeaderSupport::Text),
+            #[cfg(feature = "testing")]
+            Source::InProcess(subscriber) => {
+                subscriber.capabilities().with_headers(HeaderSupport::Text)
+            }
+        }
     }
 }
 
@@ -260,7 +227,10 @@ impl BatchSubscriber for NatsSubscriber {
         max_wait: Duration,
     ) -> impl Stream<Item = Result<Vec<NatsMessage>, NatsError>> + Send + '_ {
         futures::stream::unfold(self, move |subscriber| async move {
-            let batch = subscriber.next_batch(max_messages, max_wait).await?;
+            let Self { incoming, batcher } = &mut *subscriber;
+            let batch = batcher
+                .next_batch(max_messages, max_wait, |cx| incoming.poll_next(cx))
+                .await?;
             Some((batch, subscriber))
         })
     }

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ruststream::Broker;
-use ruststream::conformance::{
-    Capabilities, ConformanceTarget, HeaderSupport, Mode, Report, Suite,
-};
+use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite};
+use ruststream::kit::live::{CleanUp, fresh_name};
 use ruststream_nats::{Config, JetStreamPublisher, NatsBroker, NatsSource};
 use support::PrivateServer;
 
@@ -47,12 +46,8 @@ impl ConformanceTarget for CoreTarget {
             fan_out: true,
             // Queue groups.
             competing_consumers: true,
-            // Core NATS has no acks: nothing is redelivered, nothing survives.
-            redelivery: false,
-            delayed_redelivery: false,
             durable: false,
             server_restart: false,
-            headers: HeaderSupport::Text,
             // The client keeps headers in a hash map: values of one name keep their
             // order, names do not.
             header_order: false,
@@ -101,7 +96,7 @@ struct JetStreamTarget {
 
 impl JetStreamTarget {
     fn new(url: String, server: Option<Arc<PrivateServer>>) -> Self {
-        let run = support::run_id();
+        let run = fresh_name("run");
         Self {
             url,
             auth: server.as_ref().and_then(|s| s.auth.clone()),
@@ -161,11 +156,8 @@ impl ConformanceTarget for JetStreamTarget {
             fan_out: true,
             // Members of a durable consumer share it.
             competing_consumers: true,
-            redelivery: true,
-            delayed_redelivery: true,
             durable: true,
             server_restart: self.server.is_some(),
-            headers: HeaderSupport::Text,
             header_order: false,
             duplicate_headers: true,
             max_payload: 1_000_000,
@@ -254,13 +246,15 @@ async fn jetstream_passes_every_declared_suite() {
     };
     let target = JetStreamTarget::new(url.clone(), None);
     let stream = target.stream.clone();
+    // Deletes the stream even when the suite panics.
+    let clean_up = CleanUp::new(move || async move { delete_stream(&url, &stream).await });
     target.create_stream().await;
     let report = Suite::new(target)
         .with_batches()
         .with_describe_server()
         .run_report()
         .await;
-    delete_stream(&url, &stream).await;
+    clean_up.run().await;
     assert_passed(&report);
 }
 

@@ -1,5 +1,6 @@
 //! The test client routes like NATS, and a service's `TestApp` test runs unchanged on the
-//! test client and on a live server (`TestBroker for NatsBroker`).
+//! test client, on an in-process `NatsBroker` and on a live server (`TestBroker for
+//! NatsBroker`).
 #![cfg(feature = "testing")]
 
 mod support;
@@ -63,6 +64,11 @@ where
 #[tokio::test]
 async fn the_service_test_runs_on_the_test_client() {
     orders_are_billed_and_order_zero_is_dropped(test_client()).await;
+}
+
+#[tokio::test]
+async fn the_service_test_runs_on_an_in_process_nats_broker() {
+    orders_are_billed_and_order_zero_is_dropped(NatsBroker::in_process()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,8 @@
 //! | [`headers`] | [`Headers`] and the header names the framework writes | always |
 //! | [`codec`] | [`Codec`](codec::Codec), JSON, MessagePack, CBOR | `json` (default), `msgpack`, `cbor` |
 //! | [`matching`] | each broker's name-matching rule | always |
-//! | [`runtime`] | apps, routers, handlers, settlement, retries, workers, shutdown | always |
+//! | `runtime` | apps, routers, handlers, settlement, retries, workers, shutdown | `runtime` (default) |
+//! | [`kit`] | what broker crates share: secrets and redaction, TLS settings, the shutdown signal, batch gathering, header checks, backoff, live-server test support | always (`live` with `live-tests`) |
 //! | `memory` | the embedded in-process broker | `memory` |
 //! | `testing` | `TestApp` (run the service's own app in a test) and every broker's `TestClient` | `testing` |
 //! | `conformance` | the suites that hold a broker crate to the contract | `conformance` |
@@ -24,14 +25,16 @@
 //! | `http` | the HTTP endpoint: `/metrics`, `/health/live`, `/health/ready`, `/asyncapi` | `http` |
 //!
 //! A broker crate depends on `ruststream` with `default-features = false` and gets the
-//! whole contract.
+//! whole contract (and the broker kit) without the runtime's dependencies.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;
 pub mod contract;
+pub mod kit;
 pub mod matching;
 pub mod prelude;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 
 #[cfg(feature = "memory")]
@@ -95,9 +98,10 @@ pub mod __private {
 
 pub use contract::headers;
 pub use contract::{
-    AckError, BatchSubscriber, BoxError, Broker, DescribeServer, Headers, IncomingMessage,
-    OutgoingMessage, Partitioned, Publisher, Reply, RequestReply, ServerSpec, Subscribe,
-    Subscriber, SubscriberExt, SubscriptionSource, Transaction, TransactionalPublisher,
+    AckError, BatchSubscriber, BoxError, Broker, Capabilities, DescribeServer, HeaderSupport,
+    Headers, IncomingMessage, OutgoingMessage, Partitioned, Publisher, Reply, RequestReply,
+    ServerSpec, Subscribe, Subscriber, SubscriberExt, SubscriptionSource, Transaction,
+    TransactionalPublisher,
 };
 
 /// The Markdown docs of the repository, compiled and run as doctests so every code block in

@@ -17,10 +17,10 @@
 //! | `ruststream_publish_duration_seconds` | histogram | `broker`, `destination` |
 //!
 //! Every series also carries `app`, the app's title. `status` of a processed message is
-//! how it was settled: `acked`, `retried` (handed back or republished for another
+//! how it was settled: `acked`, `retried` (handed back to the broker for another
 //! attempt), `rejected` (dropped for good), `dead_lettered`, `unsettled` (left for the
-//! broker to redeliver: a `Stop` policy, or shutdown) or `skipped` (a retry copy meant for
-//! another handler). `type` of an exception is `decode` (an argument did not extract, such
+//! broker to redeliver: a `Stop` policy, or shutdown) or `retry_unsupported` (a retry
+//! asked of a broker that cannot redeliver: the message will not come back). `type` of an exception is `decode` (an argument did not extract, such
 //! as a payload that did not decode), `error` (the handler returned an error) or `panic`.
 //! A published message's `status` is `ok` or `error`.
 //!
@@ -107,7 +107,7 @@ const STATUSES: [&str; 6] = [
     "rejected",
     "dead_lettered",
     "unsettled",
-    "skipped",
+    "retry_unsupported",
 ];
 
 /// The exception types, in [`exception_index`] order.
@@ -120,8 +120,7 @@ fn status_index(settlement: Settlement) -> usize {
         Settlement::Rejected => 2,
         Settlement::DeadLettered => 3,
         Settlement::LeftUnsettled => 4,
-        // `Settlement` is non-exhaustive: anything new counts as skipped until named.
-        _ => 5,
+        Settlement::RetryUnsupported { .. } => 5,
     }
 }
 
@@ -257,7 +256,7 @@ impl Metrics {
         );
         registry.register(
             "published_messages",
-            "Messages published (replies, retry copies, dead letters, producers), by status",
+            "Messages published (replies, dead letters, producers), by status",
             families.published.clone(),
         );
         registry.register_with_unit(

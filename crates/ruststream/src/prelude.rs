@@ -12,6 +12,7 @@ pub use futures::StreamExt as _;
 pub use crate::codec::Json;
 #[cfg(feature = "memory")]
 pub use crate::memory::{MemoryBroker, MemorySource};
+#[cfg(feature = "runtime")]
 pub use crate::runtime::{App, HandlerResult, Producer, Router, State};
 #[cfg(feature = "macros")]
 pub use crate::subscriber;

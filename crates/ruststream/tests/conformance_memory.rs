@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ruststream::conformance::{Capabilities, ConformanceTarget, HeaderSupport, Mode, Suite};
+use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Suite};
 use ruststream::memory::{MemoryBroker, MemorySource};
 
 /// One in-process memory server; every `broker()` is a new connection to it.
@@ -22,12 +22,9 @@ impl ConformanceTarget for MemoryTarget {
             ordering: true,
             fan_out: true,
             competing_consumers: true,
-            redelivery: true,
-            delayed_redelivery: true,
             durable: true,
             // In-process: there is no server to restart.
             server_restart: false,
-            headers: HeaderSupport::Binary,
             header_order: true,
             duplicate_headers: true,
             max_payload: 16 * 1024 * 1024,
@@ -76,9 +73,7 @@ async fn memory_broker_passes_every_suite() {
 mod harness_catches_broken_brokers {
     use std::time::Duration;
 
-    use ruststream::conformance::{
-        Capabilities, ConformanceTarget, HeaderSupport, Mode, Outcome, Report, Suite,
-    };
+    use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Outcome, Report, Suite};
     use ruststream::memory::{MemoryBroker, MemoryError, MemorySource};
     use ruststream::{OutgoingMessage, Publisher};
 
@@ -115,8 +110,6 @@ mod harness_catches_broken_brokers {
                 ordering: true,
                 fan_out: true,
                 competing_consumers: true,
-                redelivery: true,
-                headers: HeaderSupport::Binary,
                 receive_timeout: Duration::from_millis(300),
                 quiet_period: Duration::from_millis(50),
                 check_timeout: Duration::from_secs(10),
@@ -197,8 +190,8 @@ mod harness_catches_broken_brokers {
         assert!(!leak.to_string().contains("in-process"), "{leak}");
 
         assert!(matches!(
-            report.outcome("nack_after_honours_its_delay"),
-            Some(Outcome::Skipped { reason }) if reason == "not declared (Capabilities::delayed_redelivery = false)"
+            report.outcome("resumed_subscriber_loses_nothing"),
+            Some(Outcome::Skipped { reason }) if reason == "not declared (Capabilities::durable = false)"
         ));
         assert!(matches!(
             report.outcome("transaction_commit_makes_all_visible"),

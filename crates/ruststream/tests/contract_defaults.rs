@@ -111,8 +111,19 @@ fn optional_accessors_default_to_none() {
 }
 
 #[test]
-fn native_delay_defaults_to_false() {
-    const { assert!(!<Minimal as IncomingMessage>::NATIVE_DELAY) };
+fn capabilities_default_to_what_the_defaulted_methods_give() {
+    let subscriber = Named {
+        name: "orders".to_owned(),
+    };
+    let capabilities = subscriber.capabilities();
+    assert_eq!(capabilities, ruststream::Capabilities::DEFAULT);
+    assert!(capabilities.requeue, "the contract's nack(true) requeues");
+    assert!(
+        !capabilities.delayed_requeue,
+        "nack_after defaults to nack(true)"
+    );
+    assert!(!capabilities.redelivery_count);
+    assert!(!capabilities.partition_key);
 }
 
 // --- a broker implementing only Broker and Subscribe ------------------------------------

@@ -255,3 +255,49 @@ async fn the_exposition_passes_promtool_check_metrics() {
         String::from_utf8_lossy(&output.stderr),
     );
 }
+
+/// A retry asked of a subscription that cannot redeliver is counted as what it is, not as
+/// a retry that will happen.
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn a_retry_that_cannot_happen_counts_as_retry_unsupported() {
+    use ruststream::matching::DotSubjects;
+    use ruststream::runtime::HandlerResult;
+    use ruststream::testing::TestClient;
+
+    let metrics = Metrics::new("shop");
+    let client = TestClient::new(DotSubjects);
+    let router = Router::new().subscriber(
+        SubscriberDef::new(
+            "orders.later",
+            handler_fn(|_: Order| async { HandlerResult::RetryAfter(Duration::from_secs(1)) }),
+        )
+        .name("later"),
+    );
+    let running = App::new("shop")
+        .with_metrics(metrics.clone())
+        .broker(client.clone(), router)
+        .start()
+        .await
+        .unwrap();
+    client
+        .publish(OutgoingMessage::new("orders.later", br#"{"id":1}"#))
+        .await
+        .unwrap();
+
+    let processed = "ruststream_processed_messages_total";
+    let text = eventually(&metrics, |text| {
+        value(text, processed, &[("handler", "later")]) >= 1.0
+    })
+    .await;
+    let status = |status| {
+        value(
+            &text,
+            processed,
+            &[("handler", "later"), ("status", status)],
+        )
+    };
+    assert_eq!(status("retry_unsupported"), 1.0, "{text}");
+    assert_eq!(status("retried"), 0.0, "{text}");
+    running.shutdown().await.unwrap();
+}

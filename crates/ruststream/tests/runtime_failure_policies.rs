@@ -167,8 +167,30 @@ async fn backoff_delays_grow_with_each_attempt_on_the_memory_broker() {
 }
 
 #[tokio::test]
-async fn backoff_delays_grow_with_each_attempt_on_a_test_client() {
-    backoff_grows(TestClient::new(DotSubjects)).await;
+async fn a_backoff_retry_on_a_test_client_is_reported_as_unsupported() {
+    let client = TestClient::new(DotSubjects);
+    let jobs = SubscriberDef::new("jobs", always_fails())
+        .name("work")
+        .on_error(FailurePolicy::Backoff(Backoff::exponential(
+            Duration::from_millis(2),
+            Duration::from_secs(1),
+        )));
+    let app = TestApp::start(app_with(&client, jobs), client)
+        .await
+        .unwrap();
+    app.publish("jobs", &Job { id: 1 }).await.unwrap();
+
+    let settlements = app.settlements("work");
+    assert!(
+        matches!(
+            settlements.as_slice(),
+            [Settlement::RetryUnsupported { delay: Some(_) }]
+        ),
+        "the test client does not redeliver, and the runtime says so: {settlements:?}"
+    );
+    assert_eq!(app.received("work").len(), 1);
+    assert!(app.published("jobs").is_empty(), "no copy is published");
+    app.shutdown().await.unwrap();
 }
 
 /// A poison message reaches the dead letter after `max_attempts`, with the reason.
@@ -221,8 +243,38 @@ async fn a_poison_message_reaches_the_dead_letter_after_max_attempts_on_the_memo
 }
 
 #[tokio::test]
-async fn a_poison_message_reaches_the_dead_letter_after_max_attempts_on_a_test_client() {
-    poison_reaches_the_dead_letter(TestClient::new(DotSubjects)).await;
+async fn a_poison_message_reaches_the_dead_letter_after_in_place_retries_on_a_test_client() {
+    let client = TestClient::new(DotSubjects);
+    let router = Router::new()
+        .subscriber(
+            SubscriberDef::new("jobs", always_fails())
+                .name("work")
+                .on_error(FailurePolicy::RetryInPlace {
+                    attempts: 3,
+                    backoff: Backoff::exponential(
+                        Duration::from_millis(1),
+                        Duration::from_millis(2),
+                    ),
+                })
+                .dead_letter("jobs.dead"),
+        )
+        .subscriber(dead_letter_reader("jobs.dead"));
+    let app = TestApp::start(App::new("poison").broker(client.clone(), router), client)
+        .await
+        .unwrap();
+    app.publish("jobs", &Job { id: 13 }).await.unwrap();
+
+    assert_eq!(
+        app.received("work").len(),
+        1,
+        "one delivery, called in place"
+    );
+    assert_eq!(app.settlements("work"), [Settlement::DeadLettered]);
+    let dead = app.received("dead letters");
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].header(DEAD_LETTER_REASON_HEADER).unwrap();
+    assert!(reason.contains("gave up after 3 attempts"), "{reason}");
+    app.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -1,18 +1,19 @@
-//! Delayed retries: `retry_after` uses the broker's native delayed redelivery where it has
-//! one (`nack_after` on the memory broker); elsewhere the runtime publishes a delayed copy
-//! carrying the attempt number and due time *before* it acks the original, so a crash
-//! during the delay loses nothing.
+//! Delayed retries are the broker's: `HandlerResult::RetryAfter(d)` reaches the message's
+//! `nack_after(d)`, the runtime publishes no copy and no worker waits. A subscription that
+//! cannot redeliver reports the retry as unsupported; `FailurePolicy::RetryInPlace` calls
+//! the handler again in the same worker, on any broker.
 #![cfg(feature = "testing")]
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
 use ruststream::runtime::{
-    ATTEMPT_HEADER, App, HandlerResult, NOT_BEFORE_HEADER, RETRY_FOR_HEADER, Router, Settlement,
-    SubscriberDef, handler_fn,
+    App, Backoff, FailurePolicy, HandlerResult, Router, Settlement, SubscriberDef, handler_fn,
 };
 use ruststream::testing::{TestApp, TestClient};
 use serde::{Deserialize, Serialize};
@@ -25,43 +26,23 @@ struct Job {
 
 const DELAY: Duration = Duration::from_millis(20);
 
-fn unix_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-}
-
-/// Asks for a delayed retry on the first attempt; on later attempts, records (in the log)
-/// whether the copy's due time had passed, and acks.
-fn retry_once_after_delay(log: &Log) -> impl ruststream::runtime::Handler {
-    let log = log.clone();
-    inspect(move |message| {
+/// Asks for a delayed retry on the first attempt, acks later ones.
+fn retry_once_after_delay() -> impl ruststream::runtime::Handler {
+    inspect(|message| {
         if message.attempt() == 1 {
-            return HandlerResult::RetryAfter(DELAY);
+            HandlerResult::RetryAfter(DELAY)
+        } else {
+            HandlerResult::Ack
         }
-        if let Some(not_before) = message.headers().get_str(NOT_BEFORE_HEADER) {
-            let not_before: u128 = not_before.parse().unwrap();
-            log.push(format!(
-                "handled attempt {} {} its due time",
-                message.attempt(),
-                if unix_millis() >= not_before {
-                    "after"
-                } else {
-                    "BEFORE"
-                }
-            ));
-        }
-        HandlerResult::Ack
     })
 }
 
 #[tokio::test]
-async fn retry_after_on_the_memory_broker_uses_its_native_delayed_redelivery() {
+async fn retry_after_reaches_the_brokers_nack_after() {
     let log = Log::default();
     let broker = Spy::new("memory", MemoryBroker::new(), &log);
-    let router = Router::new()
-        .subscriber(SubscriberDef::new("jobs", retry_once_after_delay(&log)).name("work"));
+    let router =
+        Router::new().subscriber(SubscriberDef::new("jobs", retry_once_after_delay()).name("work"));
     let app = TestApp::start(App::new("delays").broker(broker.clone(), router), broker)
         .await
         .unwrap();
@@ -81,98 +62,122 @@ async fn retry_after_on_the_memory_broker_uses_its_native_delayed_redelivery() {
         Some(1),
         "the broker redelivered it"
     );
-    assert_eq!(second.header(ATTEMPT_HEADER), None, "not a copy");
     assert!(app.published("jobs").is_empty(), "no copy was published");
+    let lines = log.lines();
     assert!(
-        log.lines()
-            .contains(&"nack-after-20ms memory jobs".to_owned()),
-        "{:#?}",
-        log.lines()
+        lines.contains(&"nack-after-20ms memory jobs".to_owned()),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.starts_with("publish"))
+            .count(),
+        1,
+        "the test's publish, and nothing from the runtime: {lines:#?}"
     );
     app.shutdown().await.unwrap();
 }
 
 #[tokio::test]
-async fn retry_after_on_a_test_client_publishes_a_delayed_copy_before_acking_the_original() {
+async fn a_retry_on_a_subscription_that_cannot_redeliver_is_reported_as_unsupported() {
     let log = Log::default();
     let broker = Spy::new("client", TestClient::new(DotSubjects), &log);
-    let router = Router::new()
-        .subscriber(SubscriberDef::new("jobs", retry_once_after_delay(&log)).name("work"));
+    let router =
+        Router::new().subscriber(SubscriberDef::new("jobs", retry_once_after_delay()).name("work"));
     let app = TestApp::start(App::new("delays").broker(broker.clone(), router), broker)
         .await
         .unwrap();
-    let published_at = unix_millis();
     app.publish("jobs", &Job { id: 1 }).await.unwrap();
 
     assert_eq!(
         app.settlements("work"),
-        [
-            Settlement::Retried { delay: Some(DELAY) },
-            Settlement::Acked
-        ]
+        [Settlement::RetryUnsupported { delay: Some(DELAY) }],
+        "one delivery, and no retry reported as if it would happen"
     );
-    let copy = &app.received("work")[1];
-    assert_eq!(copy.attempt, 2);
-    assert_eq!(copy.header(ATTEMPT_HEADER), Some("2"));
-    assert_eq!(copy.header(RETRY_FOR_HEADER), Some("work"));
-    let not_before: u128 = copy.header(NOT_BEFORE_HEADER).unwrap().parse().unwrap();
+    assert_eq!(app.received("work").len(), 1);
+    let lines = log.lines();
     assert!(
-        not_before >= published_at + DELAY.as_millis(),
-        "due after the delay"
+        lines.contains(&"nack-after-20ms client jobs".to_owned()),
+        "the broker was still asked: {lines:#?}"
     );
-    assert_eq!(copy.decoded::<Job>(), Job { id: 1 });
-
-    let copy_published = log.position(&["publish client jobs attempt=2 retry_for=work"]);
-    let original_acked = log.position(&["ack client jobs"]);
-    assert!(
-        copy_published < original_acked,
-        "the delayed copy is published before the original is acked: {:#?}",
-        log.lines()
-    );
-    assert!(
-        log.lines()
-            .contains(&"handled attempt 2 after its due time".to_owned()),
-        "the copy waits for its due time: {:#?}",
-        log.lines()
-    );
-    assert!(
-        log.starting_with("nack").is_empty(),
-        "nothing is nacked on a broker that cannot redeliver: {:#?}",
-        log.lines()
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.starts_with("publish"))
+            .count(),
+        1,
+        "the test's publish, and no hidden copy: {lines:#?}"
     );
     app.shutdown().await.unwrap();
 }
 
 #[tokio::test]
-async fn a_retry_copy_meant_for_another_handler_is_skipped_and_acked() {
-    let log = Log::default();
-    let broker = Spy::new("client", TestClient::new(DotSubjects), &log);
-    // Two handlers on the same name: `work` retries, `audit` only reads.
-    let router = Router::new()
-        .subscriber(SubscriberDef::new("jobs", retry_once_after_delay(&log)).name("work"))
-        .subscriber(SubscriberDef::new("jobs", handler_fn(|_: Job| async {})).name("audit"));
-    let app = TestApp::start(App::new("fan-out").broker(broker.clone(), router), broker)
+async fn retry_in_place_calls_the_handler_again_in_the_same_worker() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let handler = handler_fn(move |_: Job| {
+        let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if call < 3 {
+                Err(std::io::Error::other(format!("call {call} fails")))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let in_place = FailurePolicy::RetryInPlace {
+        attempts: 3,
+        backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(5)),
+    };
+    let client = TestClient::new(DotSubjects);
+    let router = Router::new().subscriber(
+        SubscriberDef::new("jobs", handler)
+            .name("work")
+            .on_error(in_place),
+    );
+    let app = TestApp::start(App::new("in-place").broker(client.clone(), router), client)
         .await
         .unwrap();
-    app.publish("jobs", &Job { id: 5 }).await.unwrap();
+    app.publish("jobs", &Job { id: 1 }).await.unwrap();
 
-    let work: Vec<u32> = app.received("work").iter().map(|r| r.attempt).collect();
-    assert_eq!(work, [1, 2]);
-    let audit = app.received("audit");
-    assert_eq!(audit.len(), 1, "audit handles the job once: {audit:?}");
     assert_eq!(
-        app.settlements("audit"),
-        [Settlement::Acked, Settlement::Skipped],
-        "the copy for `work` is skipped by `audit`"
+        calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
     );
-    let acked_copies = log
-        .starting_with("ack client jobs attempt=2 retry_for=work")
-        .len();
-    assert_eq!(
-        acked_copies,
-        2,
-        "the copy is acked by both: handled by `work`, skipped by `audit`: {:#?}",
-        log.lines()
+    assert_eq!(app.received("work").len(), 1, "one delivery");
+    assert_eq!(app.settlements("work"), [Settlement::Acked]);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn retry_in_place_dead_letters_once_every_call_failed() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let handler = handler_fn(move |_: Job| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err::<(), _>(std::io::Error::other("always fails")) }
+    });
+    let client = TestClient::new(DotSubjects);
+    let router = Router::new().subscriber(
+        SubscriberDef::new("jobs", handler)
+            .name("work")
+            .on_error(FailurePolicy::RetryInPlace {
+                attempts: 2,
+                backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(1)),
+            })
+            .dead_letter("jobs.dead"),
     );
+    let app = TestApp::start(App::new("in-place").broker(client.clone(), router), client)
+        .await
+        .unwrap();
+    app.publish("jobs", &Job { id: 7 }).await.unwrap();
+
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(app.settlements("work"), [Settlement::DeadLettered]);
+    let dead = app.published("jobs.dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].decoded::<Job>(), Job { id: 7 });
     app.shutdown().await.unwrap();
 }

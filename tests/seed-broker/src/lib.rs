@@ -275,6 +275,11 @@ impl Broker for SeedBroker {
         Ok(())
     }
 
+    /// The [`DescribeServer`] capability, where the runtime looks for it.
+    fn server(&self) -> Option<ServerSpec> {
+        Some(self.describe_server())
+    }
+
     async fn shutdown(&self) -> Result<(), SeedError> {
         let mut state = self.shared.lock();
         state.closed = true;

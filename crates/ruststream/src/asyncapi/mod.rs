@@ -391,10 +391,13 @@ pub fn document(app: &AppDescription) -> Document {
         server_ids: Vec::new(),
     };
     for info in &app.brokers {
-        let id = builder.document.servers.insert_unique(
-            identifier(&info.server.protocol),
-            Server::from_spec(&info.server),
-        );
+        // A broker without `DescribeServer` has no server entry; its channels name none.
+        let id = info.server.as_ref().map(|server| {
+            builder
+                .document
+                .servers
+                .insert_unique(identifier(&server.protocol), Server::from_spec(server))
+        });
         builder.server_ids.push(id);
     }
     for (broker, info) in app.brokers.iter().enumerate() {
@@ -409,8 +412,8 @@ pub fn document(app: &AppDescription) -> Document {
 struct Builder {
     document: Document,
     channel_ids: HashMap<(usize, String), String>,
-    /// The server id of each broker, by index.
-    server_ids: Vec<String>,
+    /// The server id of each broker, by index (`None`: it describes no server).
+    server_ids: Vec<Option<String>>,
 }
 
 impl Builder {
@@ -418,6 +421,7 @@ impl Builder {
     fn servers(&self, broker: usize) -> Vec<Reference> {
         self.server_ids
             .get(broker)
+            .and_then(Option::as_ref)
             .map(|id| Reference::to(format!("#/servers/{id}")))
             .into_iter()
             .collect()

@@ -89,6 +89,8 @@ pub(crate) type Connections<B> = Arc<Mutex<Vec<Arc<B>>>>;
 pub(crate) struct Ctx<T: ConformanceTarget> {
     pub(crate) target: Arc<T>,
     pub(crate) caps: Capabilities,
+    /// What the target's subscriptions say their messages can do.
+    pub(crate) stated: crate::Capabilities,
     pub(crate) check: &'static str,
     pub(crate) steps: Steps,
     pub(crate) connections: Connections<T::Broker>,

@@ -21,7 +21,7 @@
 #![cfg_attr(not(feature = "memory"), doc = "```rust,ignore")]
 //! use std::time::Duration;
 //!
-//! use ruststream::conformance::{Capabilities, ConformanceTarget, HeaderSupport, Mode, Suite};
+//! use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Suite};
 //! use ruststream::memory::{MemoryBroker, MemorySource};
 //!
 //! /// One in-process memory server; every `broker()` is a new connection to it.
@@ -39,12 +39,9 @@
 //!             ordering: true,
 //!             fan_out: true,
 //!             competing_consumers: true,
-//!             redelivery: true,
-//!             delayed_redelivery: true,
 //!             durable: true,
 //!             // In-process: there is no server to restart.
 //!             server_restart: false,
-//!             headers: HeaderSupport::Binary,
 //!             header_order: true,
 //!             duplicate_headers: true,
 //!             max_payload: 16 * 1024 * 1024,
@@ -123,14 +120,21 @@
 //! | `ordering` | one publisher's messages to one name reach one subscriber in order | `ordering_is_kept_per_name`, order within fan-out, concurrent publishers, batches and commits |
 //! | `fan_out` | every [`Mode::FanOut`] subscriber gets every message | `fan_out_subscribers_each_receive_every_message` |
 //! | `competing_consumers` | members of a [`Mode::Group`] share messages, one each | `competing_consumers_share` |
-//! | `redelivery` | `nack(true)` and unsettled messages of a dropped subscriber come back | `nack_requeue_redelivers`, `out_of_order_settlement_redelivers_only_the_nacked`, `unsettled_message_of_a_dropped_subscriber_comes_back`, `batch_elements_settle_alone` |
-//! | `delayed_redelivery` | `nack_after(d)` redelivers no earlier than `d` | `nack_after_honours_its_delay` |
 //! | `durable` | a group survives a restart of the service | `resumed_subscriber_loses_nothing` |
 //! | `server_restart` | messages survive a restart of the server, which the target can perform | `server_restart_loses_nothing` |
-//! | `headers` | [`HeaderSupport::None`], `Text` or `Binary` values | `round_trip_keeps_headers`, `round_trip_keeps_binary_header_values` |
 //! | `header_order` | headers arrive in publish order | `round_trip_keeps_header_order` |
 //! | `duplicate_headers` | a name with several values keeps them all | `round_trip_keeps_duplicate_header_names` |
 //! | `max_payload` | the size of the large payload (0: none) | `round_trip_keeps_large_payload` |
+//!
+//! What a message can do is not declared here: the harness opens one subscription first
+//! and reads its [`Subscriber::capabilities`](crate::Subscriber::capabilities), the same
+//! statement the runtime settles by.
+//!
+//! | stated | promise | gates |
+//! |---|---|---|
+//! | `requeue` | `nack(true)` and unsettled messages of a dropped subscriber come back | `nack_requeue_redelivers`, `out_of_order_settlement_redelivers_only_the_nacked`, `unsettled_message_of_a_dropped_subscriber_comes_back`, `batch_elements_settle_alone` |
+//! | `delayed_requeue` | `nack_after(d)` redelivers no earlier than `d` | `nack_after_honours_its_delay` |
+//! | `headers` | [`HeaderSupport::None`], `Text` or `Binary` values | `round_trip_keeps_headers`, `round_trip_keeps_binary_header_values` |
 //!
 //! The timings (`receive_timeout`, `quiet_period`, `nack_delay`, `shutdown_timeout`,
 //! `check_timeout`) tune the waits to the broker: a fast in-process broker can use a

@@ -21,7 +21,11 @@ use crate::{
 pub const ONLY_ENV: &str = "RUSTSTREAM_CONFORMANCE_ONLY";
 
 type CheckFn<T> = Box<dyn Fn(Ctx<T>) -> BoxFuture<'static, Result<(), Failure>> + Send + Sync>;
-type Gate = fn(&Capabilities) -> Result<(), String>;
+/// Whether a check runs, by the target's promises and its subscriptions' own statement.
+type Gate = fn(&Capabilities, &Stated) -> Result<(), String>;
+
+/// What a subscription of the target says its messages can do.
+type Stated = crate::Capabilities;
 
 struct Check<T: ConformanceTarget> {
     name: &'static str,
@@ -41,8 +45,19 @@ where
     Box::new(move |ctx| Box::pin(check(ctx)))
 }
 
-fn always(_: &Capabilities) -> Result<(), String> {
+fn always(_: &Capabilities, _: &Stated) -> Result<(), String> {
     Ok(())
+}
+
+/// Runs a check of something the subscription states (`Subscriber::capabilities`).
+fn stated(flag: bool, name: &str) -> Result<(), String> {
+    if flag {
+        Ok(())
+    } else {
+        Err(format!(
+            "not stated (the subscriber's capabilities().{name} = false)"
+        ))
+    }
 }
 
 fn declared(flag: bool, name: &str) -> Result<(), String> {
@@ -105,9 +120,9 @@ impl<T: ConformanceTarget> Suite<T> {
         use delivery as d;
         use lifecycle as l;
         use settlement as s;
-        let headers = |c: &Capabilities| {
-            if c.headers == super::HeaderSupport::None {
-                Err("not declared (Capabilities::headers = HeaderSupport::None)".to_owned())
+        let headers = |_: &Capabilities, s: &Stated| {
+            if s.headers == super::HeaderSupport::None {
+                Err("not stated (the subscriber's capabilities().headers = None)".to_owned())
             } else {
                 Ok(())
             }
@@ -129,7 +144,7 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.add(
             "round_trip_keeps_large_payload",
-            |c| {
+            |c, _| {
                 if c.max_payload == 0 {
                     Err("not declared (Capabilities::max_payload = 0)".to_owned())
                 } else {
@@ -145,18 +160,18 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.add(
             "round_trip_keeps_header_order",
-            |c| declared(c.header_order, "header_order"),
+            |c, _| declared(c.header_order, "header_order"),
             boxed(d::round_trip_keeps_header_order::<T>),
         );
         self.add(
             "round_trip_keeps_binary_header_values",
-            |c| {
-                if c.headers == super::HeaderSupport::Binary {
+            |_, s| {
+                if s.headers == super::HeaderSupport::Binary {
                     Ok(())
                 } else {
                     Err(format!(
-                        "not declared (Capabilities::headers = HeaderSupport::{:?})",
-                        c.headers
+                        "not stated (the subscriber's capabilities().headers = {:?})",
+                        s.headers
                     ))
                 }
             },
@@ -164,12 +179,12 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.add(
             "round_trip_keeps_duplicate_header_names",
-            |c| declared(c.duplicate_headers, "duplicate_headers"),
+            |c, _| declared(c.duplicate_headers, "duplicate_headers"),
             boxed(d::round_trip_keeps_duplicate_header_names::<T>),
         );
         self.add(
             "ordering_is_kept_per_name",
-            |c| declared(c.ordering, "ordering"),
+            |c, _| declared(c.ordering, "ordering"),
             boxed(d::ordering_is_kept_per_name::<T>),
         );
         self.add(
@@ -181,7 +196,7 @@ impl<T: ConformanceTarget> Suite<T> {
         self.add("ack_now_consumes", always, boxed(s::ack_now_consumes::<T>));
         self.add(
             "nack_requeue_redelivers",
-            |c| declared(c.redelivery, "redelivery"),
+            |_, s| stated(s.requeue, "requeue"),
             boxed(s::nack_requeue_redelivers::<T>),
         );
         self.add(
@@ -191,18 +206,18 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.add(
             "nack_after_honours_its_delay",
-            |c| declared(c.delayed_redelivery, "delayed_redelivery"),
+            |_, s| stated(s.delayed_requeue, "delayed_requeue"),
             boxed(s::nack_after_honours_its_delay::<T>),
         );
         self.add(
             "out_of_order_settlement_redelivers_only_the_nacked",
-            |c| declared(c.redelivery, "redelivery"),
+            |_, s| stated(s.requeue, "requeue"),
             boxed(s::out_of_order_settlement_redelivers_only_the_nacked::<T>),
         );
         self.add(
             "unsettled_message_of_a_dropped_subscriber_comes_back",
-            |c| {
-                declared(c.redelivery, "redelivery")?;
+            |c, s| {
+                stated(s.requeue, "requeue")?;
                 if c.named_subscriptions() {
                     Ok(())
                 } else {
@@ -215,12 +230,12 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.add(
             "competing_consumers_share",
-            |c| declared(c.competing_consumers, "competing_consumers"),
+            |c, _| declared(c.competing_consumers, "competing_consumers"),
             boxed(d::competing_consumers_share::<T>),
         );
         self.add(
             "fan_out_subscribers_each_receive_every_message",
-            |c| declared(c.fan_out, "fan_out"),
+            |c, _| declared(c.fan_out, "fan_out"),
             boxed(d::fan_out_subscribers_each_receive_every_message::<T>),
         );
         self.add(
@@ -240,12 +255,12 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.add(
             "resumed_subscriber_loses_nothing",
-            |c| declared(c.durable, "durable"),
+            |c, _| declared(c.durable, "durable"),
             boxed(l::resumed_subscriber_loses_nothing::<T>),
         );
         self.checks.push(Check {
             name: "server_restart_loses_nothing",
-            gate: |c| declared(c.server_restart, "server_restart"),
+            gate: |c, _| declared(c.server_restart, "server_restart"),
             run: Ok(boxed(l::server_restart_loses_nothing::<T>)),
             exclusive: true,
         });
@@ -316,7 +331,7 @@ impl<T: ConformanceTarget> Suite<T> {
         );
         self.provide(
             "batch_elements_settle_alone",
-            |c| declared(c.redelivery, "redelivery"),
+            |_, s| stated(s.requeue, "requeue"),
             boxed(capability::batch_elements_settle_alone::<T>),
         );
         self
@@ -442,6 +457,26 @@ impl<T: ConformanceTarget> Suite<T> {
     pub async fn run_report(self) -> Report {
         let started = Instant::now();
         let caps = self.target.capabilities();
+        let stated = match stated_capabilities(self.target.as_ref(), &caps).await {
+            Ok(stated) => stated,
+            Err(failure) => {
+                return Report {
+                    target: std::any::type_name::<T>(),
+                    results: self
+                        .checks
+                        .iter()
+                        .map(|check| CheckResult {
+                            name: check.name,
+                            outcome: Outcome::Failed {
+                                failure: failure.clone(),
+                                elapsed: started.elapsed(),
+                            },
+                        })
+                        .collect(),
+                    elapsed: started.elapsed(),
+                };
+            }
+        };
         let env_only = std::env::var(ONLY_ENV)
             .ok()
             .filter(|v| !v.trim().is_empty());
@@ -460,7 +495,7 @@ impl<T: ConformanceTarget> Suite<T> {
                     _ => None,
                 });
             let gated = || match &check.run {
-                Ok(_) => (check.gate)(&caps).err(),
+                Ok(_) => (check.gate)(&caps, &stated).err(),
                 Err(_) => None,
             };
             let run = match (filtered.or_else(gated), check.run) {
@@ -492,7 +527,7 @@ impl<T: ConformanceTarget> Suite<T> {
             .map(|(index, name, run)| async move {
                 (
                     index,
-                    run_one(Arc::clone(target), caps_ref.clone(), name, run).await,
+                    run_one(Arc::clone(target), caps_ref.clone(), stated, name, run).await,
                 )
             })
             .buffer_unordered(self.concurrency)
@@ -502,7 +537,8 @@ impl<T: ConformanceTarget> Suite<T> {
             outcomes[index] = Some(outcome);
         }
         for (index, name, run) in exclusive {
-            outcomes[index] = Some(run_one(Arc::clone(target), caps.clone(), name, run).await);
+            outcomes[index] =
+                Some(run_one(Arc::clone(target), caps.clone(), stated, name, run).await);
         }
 
         Report {
@@ -522,6 +558,44 @@ impl<T: ConformanceTarget> Suite<T> {
     }
 }
 
+/// What the target's subscriptions state, read from one opened for the purpose (in the
+/// mode single-subscriber checks use), then closed.
+async fn stated_capabilities<T: ConformanceTarget>(
+    target: &T,
+    caps: &Capabilities,
+) -> Result<Stated, Failure> {
+    let steps = Steps::new(target.credentials());
+    let broker = target.broker().await;
+    steps.set("connect, to read the subscriptions' capabilities");
+    tokio::time::timeout(caps.receive_timeout, broker.connect())
+        .await
+        .map_err(|_| steps.fail("connect() to return", "it did not return"))?
+        .map_err(|error| steps.fail("connect() to succeed", error))?;
+    steps.set("subscribe, to read the subscriptions' capabilities");
+    let name = target.fresh_name("capabilities");
+    let mode = if caps.named_subscriptions() {
+        super::Mode::Group(
+            name.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect(),
+        )
+    } else {
+        super::Mode::FanOut
+    };
+    let opened = tokio::time::timeout(
+        caps.receive_timeout,
+        crate::SubscriptionSource::subscribe(target.source(&name, mode), &broker),
+    )
+    .await;
+    let stated = match opened {
+        Ok(Ok(subscriber)) => Ok(crate::Subscriber::capabilities(&subscriber)),
+        Ok(Err(error)) => Err(steps.fail("subscribe() to succeed", error)),
+        Err(_) => Err(steps.fail("subscribe() to return", "it did not return")),
+    };
+    let _ = tokio::time::timeout(caps.shutdown_timeout, broker.shutdown()).await;
+    stated
+}
+
 fn selected(name: &str, parts: &str) -> bool {
     parts
         .split(',')
@@ -534,6 +608,7 @@ fn selected(name: &str, parts: &str) -> bool {
 async fn run_one<T: ConformanceTarget>(
     target: Arc<T>,
     caps: Capabilities,
+    stated: Stated,
     name: &'static str,
     run: CheckFn<T>,
 ) -> Outcome {
@@ -542,6 +617,7 @@ async fn run_one<T: ConformanceTarget>(
     let ctx = Ctx {
         target,
         caps: caps.clone(),
+        stated,
         check: name,
         steps: steps.clone(),
         connections: Arc::clone(&connections),

@@ -31,38 +31,34 @@ pub enum Mode {
     Group(String),
 }
 
-/// Which header values a broker carries unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HeaderSupport {
-    /// No headers at all: the header checks are skipped.
-    None,
-    /// Names made of ASCII letters, digits and `-`, and printable ASCII values (spaces
-    /// included, no CR/LF).
-    Text,
-    /// Like `Text`, and any byte in a value (NUL, CR, LF, non-UTF-8).
-    Binary,
-}
+pub use crate::contract::HeaderSupport;
 
-/// What a broker declares it does. The harness runs the checks of every declared
-/// behaviour and reports the others as skipped, naming the flag.
+/// What a target promises besides what its subscriptions state: topology (ordering,
+/// fan-out, groups, durability), the header details, the payload size, and the timings of
+/// the checks. The harness runs the checks of every promised behaviour and reports the
+/// others as skipped, naming the flag.
+///
+/// What a message can do (requeue, delayed requeue, redelivery count, headers, partition
+/// key) is not declared here: the harness reads it from the subscriber's own
+/// [`Subscriber::capabilities`](crate::Subscriber::capabilities), the statement the runtime
+/// settles by, so the two can never disagree.
 ///
 /// Start from [`Capabilities::baseline`] and set what the broker promises:
 ///
 /// ```
 /// use std::time::Duration;
-/// use ruststream::conformance::{Capabilities, HeaderSupport};
+/// use ruststream::conformance::Capabilities;
 ///
 /// let capabilities = Capabilities {
 ///     ordering: true,
 ///     fan_out: true,
 ///     competing_consumers: true,
-///     headers: HeaderSupport::Text,
 ///     header_order: true,
 ///     duplicate_headers: true,
 ///     max_payload: 1024 * 1024,
 ///     ..Capabilities::baseline()
 /// };
-/// assert!(!capabilities.redelivery);
+/// assert!(!capabilities.durable);
 /// assert_eq!(capabilities.receive_timeout, Duration::from_secs(5));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,13 +72,6 @@ pub struct Capabilities {
     /// to exactly one member. Checks that need a single subscriber open it as a group
     /// when this or `durable` is declared, as [`Mode::FanOut`] otherwise.
     pub competing_consumers: bool,
-    /// `nack(true)` redelivers, and a message left unsettled when its subscriber goes
-    /// away is delivered again (to another member of the group, or to the next
-    /// subscriber of the same group name).
-    pub redelivery: bool,
-    /// `nack_after(delay)` redelivers no earlier than `delay` (it overrides the default
-    /// immediate requeue; see [`nack_delay`](Self::nack_delay)).
-    pub delayed_redelivery: bool,
     /// A group survives its subscribers: a service that shuts its connection down and
     /// comes back with a new connection and the same group name finds every message it
     /// had not acked and every message published meanwhile.
@@ -90,8 +79,6 @@ pub struct Capabilities {
     /// The broker server itself keeps messages across a restart, and the target can
     /// restart it ([`ConformanceTarget::restart_server`]).
     pub server_restart: bool,
-    /// Which header values survive a round trip.
-    pub headers: HeaderSupport,
     /// Headers arrive in the order they were published (the broker may add its own).
     pub header_order: bool,
     /// A header name with several values keeps every value, in order.
@@ -117,19 +104,16 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Nothing optional is promised: no ordering, fan-out, groups, redelivery,
-    /// durability, headers or large payload. Timings suit a broker on localhost:
+    /// Nothing optional is promised: no ordering, fan-out, groups, durability, header
+    /// order or large payload. Timings suit a broker on localhost:
     /// receive 5 s, quiet period 500 ms, nack delay 1 s, shutdown 5 s, check 60 s.
     pub const fn baseline() -> Self {
         Self {
             ordering: false,
             fan_out: false,
             competing_consumers: false,
-            redelivery: false,
-            delayed_redelivery: false,
             durable: false,
             server_restart: false,
-            headers: HeaderSupport::None,
             header_order: false,
             duplicate_headers: false,
             max_payload: 0,

@@ -19,6 +19,14 @@ pub trait Broker: Send + Sync {
     ///
     /// Never blocks indefinitely and never panics; all fallible teardown reports here.
     fn shutdown(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The server this broker talks to, for the AsyncAPI `servers` section, if it has the
+    /// [`DescribeServer`](crate::DescribeServer) capability (then override it as
+    /// `Some(self.describe_server())`). Defaults to `None`: the app's document lists no
+    /// server for this broker.
+    fn server(&self) -> Option<crate::ServerSpec> {
+        None
+    }
 }
 
 /// Subscribing by plain name: what `#[subscriber("orders")]` uses.
@@ -52,6 +60,26 @@ pub trait SubscriptionSource<B: Broker> {
         self,
         broker: &B,
     ) -> impl Future<Output = Result<Self::Subscriber, B::Error>> + Send;
+
+    /// The descriptor with a router's prefix prepended to its name (`"orders."` +
+    /// `"created"`), or itself back (`Err`) if this kind of subscription cannot take one.
+    ///
+    /// Defaults to `Err`: an app that mounts such a descriptor under a prefix fails to
+    /// start, naming the handler and this capability. Never called with an empty prefix.
+    fn with_prefix(self, prefix: &str) -> Result<Self, Self>
+    where
+        Self: Sized,
+    {
+        let _ = prefix;
+        Err(self)
+    }
+
+    /// The AsyncAPI operation bindings of this subscription (a protocol name mapped to its
+    /// binding object, such as `{"nats": {"queue": "workers"}}`). Defaults to none.
+    #[cfg(feature = "bindings")]
+    fn operation_bindings(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A plain name is a source for every broker that implements [`Subscribe`].
@@ -68,6 +96,29 @@ impl<B: Subscribe> SubscriptionSource<B> for &str {
     ) -> impl Future<Output = Result<Self::Subscriber, B::Error>> + Send {
         broker.subscribe(self)
     }
+
+    /// The prefixed name is interned: kept for the life of the process, once per distinct
+    /// name, as a router's names are fixed when its app is built.
+    fn with_prefix(self, prefix: &str) -> Result<Self, Self> {
+        Ok(intern(&format!("{prefix}{self}")))
+    }
+}
+
+/// The one `&'static str` of `name`, leaked the first time it is asked for.
+fn intern(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// An owned name is a source for every broker that implements [`Subscribe`].
@@ -80,5 +131,10 @@ impl<B: Subscribe> SubscriptionSource<B> for String {
 
     async fn subscribe(self, broker: &B) -> Result<Self::Subscriber, B::Error> {
         broker.subscribe(&self).await
+    }
+
+    fn with_prefix(mut self, prefix: &str) -> Result<Self, Self> {
+        self.insert_str(0, prefix);
+        Ok(self)
     }
 }

@@ -24,4 +24,9 @@ pub enum AckError {
     /// The client library failed while settling.
     #[error("settlement failed in the broker client: {0}")]
     Transport(#[source] BoxError),
+    /// The broker cannot do what was asked (a requeue or a delayed redelivery on a
+    /// transport without redelivery): the message is settled as far as the broker can,
+    /// and will not come back.
+    #[error("the broker cannot {0}")]
+    Unsupported(&'static str),
 }

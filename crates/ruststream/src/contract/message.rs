@@ -15,13 +15,6 @@ use crate::contract::{AckError, Headers};
 /// defaults that degrade gracefully, so a broker that overrides none of them still works
 /// with every runtime feature.
 pub trait IncomingMessage: Send + Sync + Sized {
-    /// Whether [`nack_after`](Self::nack_after) is the broker's own delayed redelivery.
-    ///
-    /// When `false`, the runtime does not trust `nack_after` to hold a message for the
-    /// delay: it publishes a delayed copy before settling the original, so a crash during
-    /// the delay loses nothing.
-    const NATIVE_DELAY: bool = false;
-
     /// The body, exactly as published.
     fn payload(&self) -> &[u8];
 
@@ -44,15 +37,17 @@ pub trait IncomingMessage: Send + Sync + Sized {
     }
 
     /// Rejects the message: `requeue = true` asks for redelivery, `false` drops it (or
-    /// dead-letters it where the broker is configured to).
+    /// dead-letters it where the broker is configured to). A broker that cannot requeue
+    /// answers `nack(true)` with [`AckError::Unsupported`].
     fn nack(self, requeue: bool) -> impl Future<Output = Result<(), AckError>> + Send;
 
     /// Asks for redelivery after `delay`.
     ///
-    /// Defaults to an immediate `nack(true)`. Brokers with native delayed redelivery
-    /// (JetStream NAK with delay, for example) override it and set
-    /// [`NATIVE_DELAY`](Self::NATIVE_DELAY). Handlers reach it through
-    /// `HandlerResult::retry_after`.
+    /// Defaults to an immediate `nack(true)`. Brokers with a durable delayed redelivery
+    /// (JetStream NAK with delay, for example) override it and declare
+    /// [`Capabilities::delayed_requeue`](crate::contract::Capabilities::delayed_requeue).
+    /// A broker that cannot requeue at all answers [`AckError::Unsupported`]. Handlers
+    /// reach it through `HandlerResult::RetryAfter`.
     fn nack_after(self, delay: Duration) -> impl Future<Output = Result<(), AckError>> + Send {
         let _ = delay;
         self.nack(true)

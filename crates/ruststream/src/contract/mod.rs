@@ -23,8 +23,8 @@ pub mod subscriber;
 
 pub use broker::{Broker, Subscribe, SubscriptionSource};
 pub use capability::{
-    BatchSubscriber, DescribeServer, Partitioned, Reply, RequestReply, Transaction,
-    TransactionalPublisher,
+    BatchSubscriber, Capabilities, DescribeServer, HeaderSupport, Partitioned, Reply, RequestReply,
+    Transaction, TransactionalPublisher,
 };
 pub use error::{AckError, BoxError};
 pub use headers::Headers;

@@ -17,7 +17,8 @@ pub struct ServerSpec {
     pub pathname: Option<String>,
     /// A human description.
     pub description: Option<String>,
-    /// Protocol-specific AsyncAPI server bindings, as a JSON object.
+    /// Protocol-specific AsyncAPI server bindings, as a JSON object (feature `bindings`).
+    #[cfg(feature = "bindings")]
     pub bindings: Option<serde_json::Value>,
 }
 
@@ -30,6 +31,7 @@ impl ServerSpec {
             host: host.into(),
             pathname: None,
             description: None,
+            #[cfg(feature = "bindings")]
             bindings: None,
         }
     }
@@ -79,6 +81,7 @@ impl ServerSpec {
     }
 
     /// Sets the protocol bindings.
+    #[cfg(feature = "bindings")]
     #[must_use]
     pub fn with_bindings(mut self, bindings: serde_json::Value) -> Self {
         self.bindings = Some(bindings);

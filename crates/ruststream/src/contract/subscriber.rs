@@ -2,7 +2,7 @@
 
 use futures::Stream;
 
-use crate::contract::IncomingMessage;
+use crate::contract::{Capabilities, IncomingMessage};
 
 /// An open subscription, read as a [`Stream`].
 ///
@@ -20,6 +20,17 @@ pub trait Subscriber: Send {
 
     /// The messages of this subscription.
     fn stream(&mut self) -> impl Stream<Item = Result<Self::Message, Self::Error>> + Send + '_;
+
+    /// What this subscription's messages can do: requeue, delayed requeue, redelivery
+    /// count, headers, partition key.
+    ///
+    /// Defaults to [`Capabilities::DEFAULT`], which is what the defaulted methods of
+    /// [`IncomingMessage`] give. A broker that overrides `nack_after`,
+    /// `redelivery_count` or `partition_key`, or cannot requeue, says so here: the
+    /// runtime settles by it and the conformance harness checks exactly it.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::DEFAULT
+    }
 }
 
 /// Conveniences for every [`Subscriber`].

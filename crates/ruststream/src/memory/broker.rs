@@ -171,6 +171,10 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     type Error = MemoryError;
 
+    fn server(&self) -> Option<ServerSpec> {
+        Some(self.describe_server())
+    }
+
     async fn connect(&self) -> Result<(), MemoryError> {
         self.connection.state.store(CONNECTED, Ordering::Release);
         Ok(())

@@ -86,9 +86,6 @@ impl Drop for MemoryMessage {
 }
 
 impl IncomingMessage for MemoryMessage {
-    // The delay is held by this process's own timer, which is as durable as the broker itself.
-    const NATIVE_DELAY: bool = true;
-
     #[inline]
     fn payload(&self) -> &[u8] {
         &self.envelope().payload

@@ -34,6 +34,13 @@ impl MemorySource {
         self
     }
 
+    /// The same source under a router's prefix (`"eu."` + `"orders.*"`); the group is
+    /// kept as it is.
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
+        self.pattern.insert_str(0, prefix);
+        self
+    }
+
     /// The subject pattern.
     pub fn pattern(&self) -> &str {
         &self.pattern
@@ -54,5 +61,9 @@ impl SubscriptionSource<MemoryBroker> for MemorySource {
 
     async fn subscribe(self, broker: &MemoryBroker) -> Result<MemorySubscriber, MemoryError> {
         broker.open(&self.pattern, self.group.as_deref())
+    }
+
+    fn with_prefix(self, prefix: &str) -> Result<Self, Self> {
+        Ok(self.prefixed(prefix))
     }
 }

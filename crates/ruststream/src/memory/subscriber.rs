@@ -12,9 +12,9 @@ use futures::stream::unfold;
 use tokio_util::sync::ReusableBoxFuture;
 
 use super::hub::{RouteKey, SubscriberSlot};
-use super::message::MemoryMessage;
+use super::message::{MemoryMessage, Redelivery};
 use super::queue::Delivery;
-use crate::{BatchSubscriber, Reply, Subscriber};
+use crate::{BatchSubscriber, Capabilities, Reply, Subscriber};
 
 /// An open memory subscription. Dropping it leaves the subscription (a group keeps its
 /// queue for the members that remain or come back).
@@ -163,6 +163,18 @@ impl Subscriber for MemorySubscriber {
         &mut self,
     ) -> impl Stream<Item = Result<MemoryMessage, Infallible>> + Send + Unpin + '_ {
         MemoryStream { subscriber: self }
+    }
+
+    /// Everything: requeues and delays are held by this process (as durable as the
+    /// broker itself), deliveries are counted, headers and keys kept. A test client's
+    /// queue does not redeliver, and says so.
+    fn capabilities(&self) -> Capabilities {
+        let redelivers = self.slot.queue.redelivery == Redelivery::Enabled;
+        Capabilities::DEFAULT
+            .with_requeue(redelivers)
+            .with_delayed_requeue(redelivers)
+            .with_redelivery_count(redelivers)
+            .with_partition_key(true)
     }
 }
 

@@ -43,8 +43,9 @@ pub struct AppInfo {
 pub struct BrokerInfo {
     /// The broker's type.
     pub broker: &'static str,
-    /// Its server, as the broker describes it (no credentials).
-    pub server: crate::ServerSpec,
+    /// Its server, as the broker describes it (no credentials), if it has the
+    /// [`DescribeServer`](crate::DescribeServer) capability.
+    pub server: Option<crate::ServerSpec>,
     /// Its subscribers, prefixes applied.
     pub subscribers: Vec<SubscriberInfo>,
 }
@@ -111,6 +112,20 @@ pub enum AppError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A subscriber needs a capability its broker does not have.
+    #[error(
+        "handler `{handler}` on `{destination}` needs {needs}, which its broker does not have: {fix}"
+    )]
+    Unsupported {
+        /// The handler's name.
+        handler: String,
+        /// What it subscribes to.
+        destination: String,
+        /// The capability it needs.
+        needs: &'static str,
+        /// What to do about it.
+        fix: String,
+    },
     /// Listening for SIGINT/SIGTERM failed.
     #[error("cannot listen for shutdown signals: {0}")]
     Signal(#[source] std::io::Error),
@@ -168,7 +183,7 @@ impl<B: RuntimeBroker> MountedBroker for Mounted<B> {
             .collect();
         BrokerInfo {
             broker: self.label(),
-            server: crate::DescribeServer::describe_server(&self.broker),
+            server: self.broker.server(),
             subscribers,
         }
     }
@@ -528,7 +543,7 @@ impl App {
         self
     }
 
-    /// Wraps every publish of the app (producers, replies, retry copies, dead letters) in a
+    /// Wraps every publish of the app (producers, replies, dead letters) in a
     /// tower layer; layers added first sit closest to the broker.
     #[must_use]
     pub fn publish_layer<L>(mut self, layer: L) -> Self

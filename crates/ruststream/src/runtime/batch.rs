@@ -11,14 +11,13 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::dispatch::{
-    Caught, Consume, End, Route, RouteContext, Slot, Worker, launch, next_or_stop, panic_reason,
-    scope_for,
+    Caught, Consume, End, Route, RouteContext, Slot, Worker, describe_route, launch, next_or_stop,
+    panic_reason, prefixed, scope_for,
 };
 use super::outcome::Kind;
 use super::subscriber::SubscriberOptions;
 use super::{
-    AppError, FailurePolicy, Format, HandlerResult, Message, Outcome, RuntimeBroker,
-    SubscriberInfo, WithPrefix,
+    AppError, FailurePolicy, Format, HandlerResult, Message, Outcome, RuntimeBroker, SubscriberInfo,
 };
 use crate::{BatchSubscriber, BoxError, IncomingMessage, SubscriptionSource};
 
@@ -268,9 +267,8 @@ impl<B: RuntimeBroker, H: BatchHandler> Worker<B, Batched<H>> {
 impl<B, S, H> Route<B> for BatchSubscriberDef<S, H>
 where
     B: RuntimeBroker,
-    S: WithPrefix + Clone + Send + 'static,
-    S::Output: SubscriptionSource<B> + Clone + Send + Sync + 'static,
-    <S::Output as SubscriptionSource<B>>::Subscriber: BatchSubscriber + 'static,
+    S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+    S::Subscriber: BatchSubscriber + 'static,
     H: BatchHandler,
 {
     fn start(
@@ -285,7 +283,10 @@ where
             max_wait,
             options,
         } = *self;
-        let source = source.with_prefix(&ctx.prefix);
+        let source = match prefixed(source, &ctx.prefix, &options) {
+            Ok(source) => source,
+            Err(error) => return Box::pin(async move { Err(error) }),
+        };
         let destination = source.name().to_owned();
         let scope = scope_for::<B>(destination, &options, &ctx);
         let batched = Batched {
@@ -297,10 +298,6 @@ where
     }
 
     fn describe(&self, prefix: &str, format: Format) -> SubscriberInfo {
-        let mut info = self
-            .options
-            .describe(self.source.clone().with_prefix(prefix).name(), format);
-        info.operation_bindings = self.source.operation_bindings();
-        info
+        describe_route(&self.source, prefix, &self.options, format)
     }
 }

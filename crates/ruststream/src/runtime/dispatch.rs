@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use futures::future::{BoxFuture, MaybeDone, maybe_done};
@@ -30,16 +30,13 @@ use super::spans;
 use super::subscriber::SubscriberOptions;
 use super::{
     AppError, FailurePolicy, Format, Handler, HandlerResult, Health, Message, ReplyBuffer,
-    RuntimeBroker, SubscriberDef, SubscriberInfo, WithPrefix,
+    RuntimeBroker, SubscriberDef, SubscriberInfo,
 };
 use crate::headers::{CONTENT_TYPE, CORRELATION_ID};
-use crate::{BoxError, Headers, IncomingMessage, OutgoingMessage, Subscriber, SubscriptionSource};
+use crate::{
+    BoxError, Broker, Headers, IncomingMessage, OutgoingMessage, Subscriber, SubscriptionSource,
+};
 
-/// On a copy the runtime republished for a retry: the handler it is meant for.
-pub const RETRY_FOR_HEADER: &str = "x-ruststream-retry-for";
-/// On a copy the runtime republished for a delayed retry: not to be handled before this
-/// time (milliseconds since the Unix epoch).
-pub const NOT_BEFORE_HEADER: &str = "x-ruststream-not-before";
 /// On a dead-lettered message: why it was dead-lettered.
 pub const DEAD_LETTER_REASON_HEADER: &str = "x-ruststream-dead-letter-reason";
 /// On a dead-lettered message: the handler that gave up on it.
@@ -93,9 +90,8 @@ pub(crate) trait Route<B>: Send {
 impl<B, S, H> Route<B> for SubscriberDef<S, H>
 where
     B: RuntimeBroker,
-    S: WithPrefix + Clone + Send + 'static,
-    S::Output: SubscriptionSource<B> + Clone + Send + Sync + 'static,
-    <S::Output as SubscriptionSource<B>>::Subscriber: 'static,
+    S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+    S::Subscriber: 'static,
     H: Handler,
 {
     fn start(
@@ -109,7 +105,10 @@ where
             options,
             mut layers,
         } = *self;
-        let source = source.with_prefix(&ctx.prefix);
+        let source = match prefixed(source, &ctx.prefix, &options) {
+            Ok(source) => source,
+            Err(error) => return Box::pin(async move { Err(error) }),
+        };
         let destination = source.name().to_owned();
         let scope = scope_for::<B>(destination, &options, &ctx);
         layers.extend(ctx.layers.iter().cloned());
@@ -122,12 +121,73 @@ where
     }
 
     fn describe(&self, prefix: &str, format: Format) -> SubscriberInfo {
-        let mut info = self
-            .options
-            .describe(self.source.clone().with_prefix(prefix).name(), format);
-        info.operation_bindings = self.source.operation_bindings();
-        info
+        describe_route(&self.source, prefix, &self.options, format)
     }
+}
+
+/// `source` under a router's `prefix`, or an error naming the handler where the source
+/// cannot take one.
+pub(crate) fn prefixed<B: Broker, S: SubscriptionSource<B>>(
+    source: S,
+    prefix: &str,
+    options: &SubscriberOptions,
+) -> Result<S, AppError> {
+    if prefix.is_empty() {
+        return Ok(source);
+    }
+    source.with_prefix(prefix).map_err(|source| {
+        let destination = source.name().to_owned();
+        AppError::Unsupported {
+            handler: options.name.clone().unwrap_or_else(|| destination.clone()),
+            destination,
+            needs: "a router prefix on its descriptor (`SubscriptionSource::with_prefix`)",
+            fix: format!(
+                "mount it on a router without a prefix, or write `{prefix}` into the descriptor's name"
+            ),
+        }
+    })
+}
+
+/// What a route is, under `prefix`: a source that cannot take the prefix is listed under
+/// its own name (the app refuses to start it).
+pub(crate) fn describe_route<B: Broker, S: SubscriptionSource<B> + Clone>(
+    source: &S,
+    prefix: &str,
+    options: &SubscriberOptions,
+    format: Format,
+) -> SubscriberInfo {
+    let under_prefix = prefixed(source.clone(), prefix, options);
+    let mut info = match &under_prefix {
+        Ok(prefixed) => options.describe(prefixed.name(), format),
+        Err(_) => options.describe(source.name(), format),
+    };
+    info.operation_bindings = source.operation_bindings();
+    info
+}
+
+/// Refuses options the subscription's broker cannot honour, by its capabilities.
+fn check_capabilities(
+    scope: &Scope,
+    options: &SubscriberOptions,
+    capabilities: crate::Capabilities,
+) -> Result<(), AppError> {
+    let Some(max_attempts) = options.failures.max_attempts else {
+        return Ok(());
+    };
+    if capabilities.requeue && !capabilities.redelivery_count {
+        return Err(AppError::Unsupported {
+            handler: scope.handler.clone(),
+            destination: scope.destination.clone(),
+            needs: "redelivery counts for `max_attempts`",
+            fix: format!(
+                "its broker redelivers but does not count deliveries, so `max_attempts({max_attempts})` could never be reached: remove it, or use `FailurePolicy::RetryInPlace`, whose attempts the runtime counts"
+            ),
+        });
+    }
+    if !capabilities.requeue {
+        tracing::warn!(handler = %scope.handler, destination = %scope.destination, max_attempts, "`max_attempts` has no effect here: this subscription's broker does not redeliver, so every message gets one attempt");
+    }
+    Ok(())
 }
 
 /// What a subscription shares with each of its deliveries, from its options and route.
@@ -144,6 +204,8 @@ pub(crate) fn scope_for<B: RuntimeBroker>(
         format: options.format.unwrap_or(ctx.format),
         state: Arc::clone(&ctx.state),
         own_producer: ctx.own_producer.clone(),
+        // Until the first subscribe says what the subscription can do.
+        capabilities: crate::Capabilities::DEFAULT,
     }
 }
 
@@ -152,7 +214,7 @@ pub(crate) fn launch<B, S, H>(
     broker: B,
     source: S,
     handler: H,
-    scope: Scope,
+    mut scope: Scope,
     options: SubscriberOptions,
     ctx: RouteContext,
 ) -> BoxFuture<'static, Result<JoinHandle<()>, AppError>>
@@ -163,28 +225,30 @@ where
     H: Send + Sync + 'static,
     Worker<B, H>: Consume<S::Subscriber>,
 {
-    let worker = Worker {
-        broker,
-        handler,
-        scope,
-        options,
-        stop_app: ctx.stop_app,
-        observers: ctx.observers,
-        publisher: ctx.publisher,
-    };
-    let up = ctx
-        .health
-        .subscription(&worker.scope.handler, &worker.scope.destination);
+    let up = ctx.health.subscription(&scope.handler, &scope.destination);
     Box::pin(async move {
-        let first = source
-            .clone()
-            .subscribe(&worker.broker)
-            .await
-            .map_err(|error| AppError::Subscribe {
-                handler: worker.scope.handler.clone(),
-                destination: worker.scope.destination.clone(),
-                source: error.into(),
-            })?;
+        let first =
+            source
+                .clone()
+                .subscribe(&broker)
+                .await
+                .map_err(|error| AppError::Subscribe {
+                    handler: scope.handler.clone(),
+                    destination: scope.destination.clone(),
+                    source: error.into(),
+                })?;
+        scope.capabilities = first.capabilities();
+        check_capabilities(&scope, &options, scope.capabilities)?;
+        let worker = Worker {
+            broker,
+            handler,
+            scope,
+            options,
+            intake: ctx.intake.clone(),
+            stop_app: ctx.stop_app,
+            observers: ctx.observers,
+            publisher: ctx.publisher,
+        };
         up.set(true);
         Ok(tokio::spawn(run(worker, source, first, ctx.intake, up)))
     })
@@ -196,18 +260,11 @@ pub(crate) struct Worker<B, H> {
     pub(crate) handler: H,
     pub(crate) scope: Scope,
     pub(crate) options: SubscriberOptions,
+    /// Cancelled when intake stops: ends an in-place retry's wait.
+    intake: Intake,
     stop_app: Intake,
     observers: Arc<Observers>,
     publisher: Option<Arc<LayeredPublisher>>,
-}
-
-/// Whether a message is for this handler now.
-enum Due {
-    Now,
-    /// A retry copy the runtime republished for another handler.
-    ForAnotherHandler,
-    /// Shutdown began while waiting for a delayed copy's time.
-    ShuttingDown,
 }
 
 /// Why consuming a subscription stopped.
@@ -494,7 +551,7 @@ async fn join_workers<F: Future>(workers: impl Iterator<Item = F>) -> Vec<F::Out
 macro_rules! process {
     // `$message` is the binding itself, not rebound: a rebinding is a move of the
     // message in the loop's state.
-    ($worker:expr, $message:ident, $slot:expr, $intake:expr) => {{
+    ($worker:expr, $message:ident, $slot:expr) => {{
         if $worker.plain(&$message) {
             match $worker.call_handler(&$message, &mut $slot.reply).await {
                 ack @ Ok(Outcome(Kind::Settle(HandlerResult::Ack))) => {
@@ -510,7 +567,7 @@ macro_rules! process {
                 outcome => $worker.conclude($message, outcome, $slot).await,
             }
         } else {
-            $worker.process_in_full($message, $slot, $intake).await
+            $worker.process_in_full($message, $slot).await
         }
     }};
 }
@@ -563,7 +620,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
                 None => return End::Intake,
                 Some(None) => return End::Ended,
                 Some(Some(Err(error))) => return End::Failed(error),
-                Some(Some(Ok(message))) => process!(self, message, &mut slot, intake),
+                Some(Some(Ok(message))) => process!(self, message, &mut slot),
             }
         }
     }
@@ -599,7 +656,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
                 let end = match stream.next(&stop, stopped.as_mut()).await {
                     None => return End::Intake,
                     Some(Some(Ok(message))) => {
-                        process!(self, message, &mut slot, intake);
+                        process!(self, message, &mut slot);
                         continue;
                     }
                     Some(None) => End::Ended,
@@ -665,7 +722,7 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
                 if intake.is_cancelled() {
                     continue; // dropped unsettled: redelivered by the broker
                 }
-                process!(self, message, &mut slot, intake);
+                process!(self, message, &mut slot);
             }
         });
         let (end, _) = futures::future::join(dispatcher, futures::future::join_all(lanes)).await;
@@ -691,23 +748,8 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
         Caught::new(self.handler.call(Message::of(message, &self.scope), reply))
     }
 
-    /// The full path: retry-copy headers, observers and the span.
-    async fn process_in_full<M: IncomingMessage>(
-        &self,
-        message: M,
-        slot: &mut Slot,
-        intake: &Intake,
-    ) {
-        if !message.headers().is_empty() {
-            match self.due_here(&message, intake).await {
-                Due::Now => {}
-                Due::ForAnotherHandler => {
-                    self.observe(&message, Settlement::Skipped);
-                    return self.ack_only(message).await;
-                }
-                Due::ShuttingDown => return self.observe(&message, Settlement::LeftUnsettled),
-            }
-        }
+    /// The full path: observers and the span.
+    async fn process_in_full<M: IncomingMessage>(&self, message: M, slot: &mut Slot) {
         let span = spans::process(&self.scope, &message);
         // Without a subscriber for it, the span is not entered at every poll.
         if span.is_disabled() {
@@ -751,9 +793,22 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
     async fn conclude<M: IncomingMessage>(
         &self,
         message: M,
-        outcome: std::thread::Result<Outcome>,
+        mut outcome: std::thread::Result<Outcome>,
         slot: &mut Slot,
     ) {
+        let mut calls = 1;
+        while let Some(delay) = self.in_place_delay(&outcome, calls) {
+            tracing::warn!(handler = %self.scope.handler, destination = %self.scope.destination, attempt = calls, ?delay, "the handler failed; calling it again in place");
+            tokio::select! {
+                biased;
+                () = self.intake.cancelled() => {
+                    return self.observe(&message, Settlement::LeftUnsettled);
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+            calls += 1;
+            outcome = self.call_handler(&message, &mut slot.reply).await;
+        }
         match outcome {
             // The common case, settled without going through the policy machinery (the
             // futures of `settle` and `ack`).
@@ -771,37 +826,32 @@ impl<B: RuntimeBroker, H: Handler> Worker<B, H> {
             }
         }
     }
+
+    /// How long to wait before calling the handler again in place, if the failure's
+    /// policy is [`FailurePolicy::RetryInPlace`] with calls left after `calls`.
+    fn in_place_delay(
+        &self,
+        outcome: &std::thread::Result<Outcome>,
+        calls: u32,
+    ) -> Option<Duration> {
+        let failures = &self.options.failures;
+        let policy = match outcome {
+            Ok(Outcome(Kind::Failed(_))) => failures.on_error.clone(),
+            Ok(Outcome(Kind::Rejected(_))) => failures.decode_policy(),
+            Err(_) => failures.panic_policy(),
+            Ok(_) => return None,
+        };
+        match policy {
+            FailurePolicy::RetryInPlace { attempts, backoff } if calls < attempts => {
+                Some(backoff.delay(calls))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Settlement: shared by message and batch handlers.
 impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
-    /// For retry copies the runtime republished: whether this handler should handle it
-    /// now. A copy meant for another handler is acked; an early one waits for its time
-    /// (unsettled, so a crash meanwhile loses nothing).
-    async fn due_here<M: IncomingMessage>(&self, message: &M, intake: &Intake) -> Due {
-        let headers = message.headers();
-        if let Some(target) = headers.get(RETRY_FOR_HEADER)
-            && target != self.scope.handler.as_bytes()
-        {
-            return Due::ForAnotherHandler;
-        }
-        let Some(not_before) = headers
-            .get_str(NOT_BEFORE_HEADER)
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
-            return Due::Now;
-        };
-        let wait = Duration::from_millis(not_before).saturating_sub(unix_now());
-        if wait.is_zero() {
-            return Due::Now;
-        }
-        tokio::select! {
-            biased;
-            () = intake.cancelled() => Due::ShuttingDown,
-            () = tokio::time::sleep(wait) => Due::Now,
-        }
-    }
-
     pub(crate) async fn settle<M: IncomingMessage>(
         &self,
         message: M,
@@ -855,9 +905,13 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             FailurePolicy::Drop => self.drop_message(message).await,
             FailurePolicy::Retry => self.retry(message, None, reason).await,
             FailurePolicy::Backoff(backoff) => {
-                let attempt = attempt_of(message.redelivery_count(), message.headers());
+                let attempt = attempt_of(message.redelivery_count());
                 self.retry(message, Some(backoff.delay(attempt)), reason)
                     .await;
+            }
+            // Every call in place failed: as when `max_attempts` runs out.
+            FailurePolicy::RetryInPlace { attempts, .. } => {
+                self.give_up(message, reason, attempts).await;
             }
             FailurePolicy::DeadLetter => self.dead_letter(message, reason).await,
             FailurePolicy::Stop => {
@@ -869,69 +923,54 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
         }
     }
 
+    /// Hands the message back to the broker for another attempt, `delay` from now: its
+    /// `nack_after`, or `nack(true)`. The broker holds it meanwhile; no worker waits.
     async fn retry<M: IncomingMessage>(&self, message: M, delay: Option<Duration>, reason: &str) {
-        let attempt = attempt_of(message.redelivery_count(), message.headers());
+        let attempt = attempt_of(message.redelivery_count());
         if let Some(max) = self.options.failures.max_attempts
             && attempt >= max
         {
             return self.give_up(message, reason, attempt).await;
         }
-        let counted = message.redelivery_count().is_some();
-        match delay {
-            None if counted => self.requeue(message).await,
-            Some(delay) if counted && M::NATIVE_DELAY => {
-                self.observe(&message, Settlement::Retried { delay: Some(delay) });
-                if let Err(error) = message.nack_after(delay).await {
-                    tracing::warn!(handler = %self.scope.handler, %error, "asking for delayed redelivery failed; the broker will redeliver");
-                }
-            }
-            _ => self.republish_copy(message, attempt, delay).await,
-        }
+        self.hand_back(message, delay, reason).await;
     }
 
-    /// Hands the message back for immediate redelivery.
-    async fn requeue<M: IncomingMessage>(&self, message: M) {
-        self.observe(&message, Settlement::Retried { delay: None });
-        if let Err(error) = message.nack(true).await {
-            tracing::warn!(handler = %self.scope.handler, %error, "asking for redelivery failed; the broker will redeliver");
-        }
-    }
-
-    /// For brokers that do not count or delay redeliveries: publish a copy carrying the
-    /// next attempt number (and its due time) before acking the original, so a crash in
-    /// between can only duplicate, never lose.
-    async fn republish_copy<M: IncomingMessage>(
+    /// `nack_after(delay)`, or `nack(true)` without a delay.
+    async fn hand_back<M: IncomingMessage>(
         &self,
         message: M,
-        attempt: u32,
         delay: Option<Duration>,
+        reason: &str,
     ) {
-        let name = message.name().unwrap_or(&self.scope.destination).to_owned();
-        let mut headers: Headers = message
-            .headers()
-            .iter_bytes()
-            .filter(|(n, _)| ![ATTEMPT_HEADER, RETRY_FOR_HEADER, NOT_BEFORE_HEADER].contains(n))
-            .map(|(n, v)| (n.to_owned(), v.clone()))
-            .collect();
-        headers.insert(ATTEMPT_HEADER, (attempt + 1).to_string());
-        headers.insert(RETRY_FOR_HEADER, self.scope.handler.clone());
-        if let Some(delay) = delay {
-            headers.insert(
-                NOT_BEFORE_HEADER,
-                (unix_now() + delay).as_millis().to_string(),
-            );
+        // Observed before settling, by what the subscription says it can do: once
+        // settled, the message may already be redelivered to another worker.
+        if self.scope.capabilities.requeue {
+            self.observe(&message, Settlement::Retried { delay });
+        } else {
+            tracing::warn!(handler = %self.scope.handler, destination = %self.scope.destination, %reason, "a retry was asked for, but this subscription's broker does not redeliver: the message will not come back");
+            self.observe(&message, Settlement::RetryUnsupported { delay });
         }
-        let copy = OutgoingMessage::new(&name, message.payload()).with_headers(&headers);
-        match self.publish(copy).await {
-            Ok(()) => {
-                self.observe(&message, Settlement::Retried { delay });
-                self.ack_only(message).await;
+        let settled = match delay {
+            None => message.nack(true).await,
+            Some(delay) => message.nack_after(delay).await,
+        };
+        match settled {
+            Ok(()) => {}
+            // Expected where the subscription says it cannot requeue (warned above).
+            Err(crate::AckError::Unsupported(_)) if !self.scope.capabilities.requeue => {}
+            Err(crate::AckError::Unsupported(what)) => {
+                tracing::warn!(handler = %self.scope.handler, destination = %self.scope.destination, "the subscription states it can requeue, but its broker cannot {what}: the message will not come back");
             }
             Err(error) => {
-                tracing::warn!(handler = %self.scope.handler, %error, "publishing the retry copy failed; asking the broker to redeliver instead");
-                self.requeue(message).await;
+                tracing::warn!(handler = %self.scope.handler, %error, "asking for redelivery failed; the broker will redeliver");
             }
         }
+    }
+
+    /// Hands the message back for immediate redelivery, where publishing it elsewhere
+    /// failed.
+    async fn requeue<M: IncomingMessage>(&self, message: M) {
+        self.hand_back(message, None, "publishing it failed").await;
     }
 
     async fn give_up<M: IncomingMessage>(&self, message: M, reason: &str, attempt: u32) {
@@ -948,11 +987,10 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             tracing::error!(handler = %self.scope.handler, %reason, "the failure policy says dead-letter but no dead-letter destination is set (`dead_letter(..)`); dropping the message");
             return self.drop_message(message).await;
         };
-        // Retry markers stay behind: a dead letter is for whoever reads the dead letter.
         let mut headers: Headers = message
             .headers()
             .iter_bytes()
-            .filter(|(n, _)| ![RETRY_FOR_HEADER, NOT_BEFORE_HEADER].contains(n))
+            .filter(|(n, _)| *n != ATTEMPT_HEADER)
             .map(|(n, v)| (n.to_owned(), v.clone()))
             .collect();
         headers.insert(DEAD_LETTER_REASON_HEADER, reason.to_owned());
@@ -961,7 +999,7 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             ORIGINAL_NAME_HEADER,
             message.name().unwrap_or(&self.scope.destination).to_owned(),
         );
-        let attempt = attempt_of(message.redelivery_count(), message.headers());
+        let attempt = attempt_of(message.redelivery_count());
         headers.insert(ATTEMPT_HEADER, attempt.to_string());
         let copy = OutgoingMessage::new(destination, message.payload()).with_headers(&headers);
         match self.publish(copy).await {
@@ -1008,7 +1046,7 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
         Ok(())
     }
 
-    /// Publishes a reply, retry copy or dead letter, telling the observers.
+    /// Publishes a reply or dead letter, telling the observers.
     async fn publish(&self, message: OutgoingMessage<'_>) -> Result<(), BoxError> {
         let started = (!self.observers.is_empty()).then(Instant::now);
         let span = spans::publish(self.scope.system, &message);
@@ -1069,12 +1107,6 @@ impl<B: RuntimeBroker, H: Send + Sync> Worker<B, H> {
             tracing::warn!(handler = %self.scope.handler, %error, "rejecting the message failed; the broker may redeliver it");
         }
     }
-}
-
-fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 pub(crate) fn panic_reason(panic: &(dyn std::any::Any + Send)) -> String {

@@ -9,10 +9,9 @@ use serde::de::DeserializeOwned;
 use super::Format;
 use crate::codec::CodecError;
 use crate::headers::CORRELATION_ID;
-use crate::{Headers, IncomingMessage};
+use crate::{Capabilities, Headers, IncomingMessage};
 
-/// The header that carries the attempt number on copies the runtime republishes (for
-/// brokers that neither count redeliveries nor delay them natively).
+/// On a dead letter: the attempt number of the delivery that gave up on it.
 pub const ATTEMPT_HEADER: &str = "x-ruststream-attempt";
 
 /// Values shared with every handler of an app, by type ([`App::state`](super::App::state)).
@@ -61,6 +60,8 @@ pub(crate) struct Scope {
     pub(crate) state: Arc<StateMap>,
     /// The producer of the subscription's own broker.
     pub(crate) own_producer: Option<Arc<dyn Any + Send + Sync>>,
+    /// What the subscription's messages can do, as its subscriber states it.
+    pub(crate) capabilities: Capabilities,
 }
 
 /// A delivered message as a handler sees it: payload, headers, metadata, and the app's
@@ -160,10 +161,16 @@ impl<'a> Message<'a> {
         self.delivery.redelivery_count()
     }
 
-    /// This delivery's attempt number, from 1: the broker's redelivery count, or the
-    /// attempt header of a copy the runtime republished, or 1.
+    /// This delivery's attempt number, from 1: the broker's redelivery count plus one,
+    /// or 1 where the broker does not count.
     pub fn attempt(&self) -> u32 {
-        attempt_of(self.redelivery_count(), self.headers)
+        attempt_of(self.redelivery_count())
+    }
+
+    /// What the subscription's messages can do (requeue, delayed requeue, redelivery
+    /// count...), as its subscriber states it.
+    pub fn capabilities(&self) -> Capabilities {
+        self.scope.capabilities
     }
 
     /// The name of the handler this message was delivered to.
@@ -210,14 +217,7 @@ impl<'a> Message<'a> {
     }
 }
 
-/// The attempt number from a broker count or the runtime's attempt header.
-pub(crate) fn attempt_of(redelivery_count: Option<u32>, headers: &Headers) -> u32 {
-    let from_header = headers
-        .get_str(ATTEMPT_HEADER)
-        .and_then(|text| text.parse::<u32>().ok())
-        .unwrap_or(1);
-    match redelivery_count {
-        Some(count) => count.saturating_add(1).max(from_header),
-        None => from_header,
-    }
+/// The attempt number from a broker's redelivery count (1 where it does not count).
+pub(crate) fn attempt_of(redelivery_count: Option<u32>) -> u32 {
+    redelivery_count.map_or(1, |count| count.saturating_add(1))
 }

@@ -12,10 +12,12 @@
 //!
 //! The runtime acks a message after its handler returns. Decode failures, handler errors
 //! and panics each follow a [`FailurePolicy`]; a panic is caught and never takes the
-//! process down. Retries use the broker's native delayed redelivery where it has one;
-//! elsewhere the runtime publishes a copy carrying the attempt number and due time
-//! before settling the original, so a crash in between can duplicate a message but never
-//! lose it.
+//! process down. A retry is the broker's own: `nack(true)`, or `nack_after(delay)` for a
+//! delayed one, which each broker crate implements with its durable mechanism (an
+//! immediate requeue where it has none). The runtime publishes no copies and no worker
+//! waits for a delay; a broker that cannot redeliver says so and the retry is logged and
+//! counted. [`FailurePolicy::RetryInPlace`] calls the handler again in the same worker,
+//! on any broker.
 
 mod app;
 mod batch;
@@ -45,10 +47,7 @@ pub use app::{
 pub use batch::{
     BatchHandler, BatchHandlerFn, BatchSubscriberDef, IntoBatchOutcome, batch_handler_fn,
 };
-pub use dispatch::{
-    DEAD_LETTER_HANDLER_HEADER, DEAD_LETTER_REASON_HEADER, NOT_BEFORE_HEADER, ORIGINAL_NAME_HEADER,
-    RETRY_FOR_HEADER,
-};
+pub use dispatch::{DEAD_LETTER_HANDLER_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_NAME_HEADER};
 pub use extract::{FromMessage, Raw, Rejection, State, Text};
 pub use format::Format;
 pub use handler::{Handler, HandlerFn, handler_fn};
@@ -66,16 +65,13 @@ pub use schema::TypeSchema;
 #[doc(hidden)]
 pub use schema::probe;
 pub use spans::SPAN_TARGET;
-pub use subscriber::{IntoSubscriber, SubscriberDef, SubscriberInfo, WithPrefix};
+pub use subscriber::{IntoSubscriber, SubscriberDef, SubscriberInfo};
 
-use crate::{Broker, DescribeServer, Publisher};
+use crate::{Broker, Publisher};
 
-/// What the runtime needs of a broker: lifecycle, publishing (for replies, retries and
-/// dead letters), cheap clones shared by its subscriptions, and a description of its
-/// server (the `servers` of the AsyncAPI document, never with credentials).
-pub trait RuntimeBroker:
-    Broker + Publisher + DescribeServer + Clone + Send + Sync + 'static
-{
-}
+/// What the runtime needs of a broker: the contract's lifecycle and publishing (for
+/// replies and dead letters), and cheap clones shared by its subscriptions. Nothing
+/// beyond the contract's required traits: every capability is optional.
+pub trait RuntimeBroker: Broker + Publisher + Clone + Send + Sync + 'static {}
 
-impl<T: Broker + Publisher + DescribeServer + Clone + Send + Sync + 'static> RuntimeBroker for T {}
+impl<T: Broker + Publisher + Clone + Send + Sync + 'static> RuntimeBroker for T {}

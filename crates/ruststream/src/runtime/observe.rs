@@ -12,8 +12,7 @@ use crate::{Headers, OutgoingMessage};
 pub enum Settlement {
     /// Acked: handled (and any reply published).
     Acked,
-    /// Handed back for redelivery: `nack(true)`, `nack_after`, or a republished copy
-    /// carrying the next attempt. `delay` is the wait asked for.
+    /// Handed back for redelivery: `nack(true)`, or `nack_after` when `delay` is set.
     Retried {
         /// The delay before the next attempt, if any.
         delay: Option<Duration>,
@@ -24,8 +23,13 @@ pub enum Settlement {
     Rejected,
     /// Left unsettled for the broker to redeliver (a `Stop` policy, or shutdown).
     LeftUnsettled,
-    /// A retry copy meant for another handler: acked without running this one.
-    Skipped,
+    /// A retry was asked for (`delay` is the wait asked for) on a subscription whose
+    /// broker cannot redeliver ([`AckError::Unsupported`](crate::AckError::Unsupported)):
+    /// the message will not come back.
+    RetryUnsupported {
+        /// The delay asked for, if any.
+        delay: Option<Duration>,
+    },
 }
 
 /// How a handler call ended.
@@ -63,7 +67,7 @@ pub trait Observer: Send + Sync + 'static {
         let _ = (message, settlement);
     }
 
-    /// A publish finished: a reply, a retry copy, a dead letter, or a [`Producer`](super::Producer)
+    /// A publish finished: a reply, a dead letter, or a [`Producer`](super::Producer)
     /// publish; [`Publication::error`] is `None` on success.
     fn published(&self, publication: &Publication<'_>) {
         let _ = publication;

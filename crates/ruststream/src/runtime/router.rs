@@ -6,7 +6,7 @@ use super::dispatch::{Route, RouteContext};
 use super::middleware::BoxedLayer;
 use super::{
     BatchHandler, BatchSubscriberDef, BoxHandlerService, Format, HandlerRequest, IntoSubscriber,
-    Outcome, RuntimeBroker, WithPrefix,
+    Outcome, RuntimeBroker,
 };
 use crate::{BatchSubscriber, BoxError, SubscriptionSource};
 
@@ -106,9 +106,8 @@ impl<B: RuntimeBroker> Router<B> {
     #[must_use]
     pub fn batch_subscriber<S, H>(mut self, subscriber: BatchSubscriberDef<S, H>) -> Self
     where
-        S: WithPrefix + Clone + Send + 'static,
-        S::Output: SubscriptionSource<B> + Clone + Send + Sync + 'static,
-        <S::Output as SubscriptionSource<B>>::Subscriber: BatchSubscriber + 'static,
+        S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+        S::Subscriber: BatchSubscriber + 'static,
         H: BatchHandler,
     {
         self.routes.push(Box::new(subscriber));

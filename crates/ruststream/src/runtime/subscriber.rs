@@ -10,57 +10,6 @@ use super::{
 use crate::BoxError;
 use crate::{Broker, SubscriptionSource};
 
-/// A source whose name can take a router's prefix (`"orders."` + `"created"`).
-///
-/// Implemented for names (`&str`, `String`) and by each broker's descriptor.
-pub trait WithPrefix {
-    /// The source with the prefix applied.
-    type Output;
-
-    /// Prepends `prefix` to the name (an empty prefix changes nothing).
-    fn with_prefix(self, prefix: &str) -> Self::Output;
-
-    /// The AsyncAPI operation bindings of this subscription (a protocol name mapped to its
-    /// binding object, such as `{"nats": {"queue": "workers"}}`), if the broker has any.
-    /// Defaults to none.
-    fn operation_bindings(&self) -> Option<serde_json::Value> {
-        None
-    }
-}
-
-impl WithPrefix for &str {
-    type Output = String;
-
-    fn with_prefix(self, prefix: &str) -> String {
-        format!("{prefix}{self}")
-    }
-}
-
-impl WithPrefix for String {
-    type Output = String;
-
-    fn with_prefix(self, prefix: &str) -> String {
-        if prefix.is_empty() {
-            self
-        } else {
-            format!("{prefix}{self}")
-        }
-    }
-}
-
-#[cfg(feature = "memory")]
-impl WithPrefix for crate::memory::MemorySource {
-    type Output = crate::memory::MemorySource;
-
-    fn with_prefix(self, prefix: &str) -> Self::Output {
-        let prefixed = crate::memory::MemorySource::new(format!("{prefix}{}", self.pattern()));
-        match self.group_name() {
-            Some(group) => prefixed.group(group),
-            None => prefixed,
-        }
-    }
-}
-
 /// Options of one subscriber. Every field has a default; see the builder methods of
 /// [`SubscriberDef`].
 #[derive(Debug, Clone, PartialEq)]
@@ -295,10 +244,9 @@ impl<S, H: Handler> SubscriberDef<S, H> {
 /// Anything a router can mount as a subscriber on a broker of type `B`: a
 /// [`SubscriberDef`], or the item `#[subscriber]` generates.
 pub trait IntoSubscriber<B: Broker> {
-    /// The source as written (before the router's prefix).
-    type Source: WithPrefix<Output = Self::Prefixed> + Clone + Send + 'static;
-    /// The source after the prefix: what is subscribed to.
-    type Prefixed: SubscriptionSource<B> + Clone + Send + Sync + 'static;
+    /// The source: a name, or the broker's descriptor. A router's prefix is applied
+    /// with [`SubscriptionSource::with_prefix`] when the app starts.
+    type Source: SubscriptionSource<B> + Clone + Send + Sync + 'static;
     /// The handler.
     type Handler: Handler;
 
@@ -309,12 +257,10 @@ pub trait IntoSubscriber<B: Broker> {
 impl<B, S, H> IntoSubscriber<B> for SubscriberDef<S, H>
 where
     B: Broker,
-    S: WithPrefix + Clone + Send + 'static,
-    S::Output: SubscriptionSource<B> + Clone + Send + Sync + 'static,
+    S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
     H: Handler,
 {
     type Source = S;
-    type Prefixed = S::Output;
     type Handler = H;
 
     fn into_subscriber(self) -> SubscriberDef<S, H> {

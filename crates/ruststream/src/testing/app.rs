@@ -451,9 +451,8 @@ impl Recording {
             .collect()
     }
 
-    /// How `handler`'s messages were settled so far, in order. Besides one settlement per
-    /// delivery, it lists the retry copies meant for another handler that it skipped
-    /// ([`Settlement::Skipped`]).
+    /// How `handler`'s messages were settled so far, in order: one settlement per
+    /// delivery.
     pub fn settlements(&self, handler: &str) -> Vec<Settlement> {
         self.0
             .lock()
@@ -464,7 +463,7 @@ impl Recording {
             .collect()
     }
 
-    /// What the app published to `destination` so far, in order: replies, retry copies,
+    /// What the app published to `destination` so far, in order: replies,
     /// dead letters and handlers' publishes (not the test's own publishes).
     pub fn published(&self, destination: &str) -> Vec<Published> {
         self.0
@@ -531,8 +530,8 @@ struct Records {
     published: Vec<Published>,
     /// Retries not yet delivered again.
     expected: Vec<Attempt>,
-    /// Redeliveries that arrived before their retry was recorded (a copy republished and
-    /// taken by another worker before the runtime reported the settlement).
+    /// Redeliveries that arrived before their retry was recorded (taken by another
+    /// worker before the runtime reported the settlement).
     early: Vec<Attempt>,
     /// `message-id`s published by the test and not yet settled by a handler.
     outstanding: HashSet<String>,
@@ -662,12 +661,18 @@ impl Observer for Recorder {
                 .settlements
                 .push((message.handler().to_owned(), settlement));
             let Some(open) = records.find_open(message) else {
-                return; // never received here: a retry copy for another handler, or shutdown
+                return; // never received here (settled at shutdown)
             };
             let index = records.open.swap_remove(open).index;
             let received = &mut records.received[index];
             received.settlement = Some(settlement);
-            if let Settlement::Retried { .. } = settlement {
+            // A retry is waited for only where the broker redelivers and counts: elsewhere
+            // it is recorded, and the delivery is over.
+            let capabilities = message.capabilities();
+            if let Settlement::Retried { .. } = settlement
+                && capabilities.requeue
+                && capabilities.redelivery_count
+            {
                 let next = Attempt {
                     handler: received.handler.clone(),
                     payload: received.payload.clone(),

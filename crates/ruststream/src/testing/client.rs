@@ -6,10 +6,9 @@
 //! no-op: nothing is redelivered, there are no durable cursors, timers or offsets.
 //! Those broker-specific behaviours are verified end to end against a real server.
 //!
-//! Its messages say so: a [`TestMessage`] reports no redelivery count and no native
-//! delayed redelivery, so the runtime retries through the copies it republishes itself
-//! (carrying the attempt number and the due time), exactly as it does on a broker that
-//! cannot redeliver.
+//! Its subscriptions say so: their [`Capabilities`] declare no requeue and no redelivery
+//! count. A retry the handler asks for is recorded (a test can assert it) and not
+//! performed.
 //!
 //! A broker crate wraps it with its own rule and descriptor:
 //!
@@ -40,8 +39,9 @@ use crate::memory::{
     Redelivery,
 };
 use crate::{
-    AckError, BatchSubscriber, Broker, DescribeServer, Headers, IncomingMessage, OutgoingMessage,
-    Publisher, Reply, RequestReply, ServerSpec, Subscribe, Subscriber, SubscriptionSource,
+    AckError, BatchSubscriber, Broker, Capabilities, DescribeServer, Headers, IncomingMessage,
+    OutgoingMessage, Publisher, Reply, RequestReply, ServerSpec, Subscribe, Subscriber,
+    SubscriptionSource,
 };
 
 /// An in-process stand-in for a broker, routing by the broker's own name rule.
@@ -92,6 +92,10 @@ impl TestClient {
 
 impl Broker for TestClient {
     type Error = MemoryError;
+
+    fn server(&self) -> Option<ServerSpec> {
+        Some(self.describe_server())
+    }
 
     async fn connect(&self) -> Result<(), MemoryError> {
         self.inner.connect().await
@@ -148,6 +152,10 @@ impl SubscriptionSource<TestClient> for MemorySource {
     async fn subscribe(self, client: &TestClient) -> Result<TestSubscriber, MemoryError> {
         client.subscribe_to(self.pattern(), self.group_name()).await
     }
+
+    fn with_prefix(self, prefix: &str) -> Result<Self, Self> {
+        Ok(self.prefixed(prefix))
+    }
 }
 
 /// An open [`TestClient`] subscription. Dropping it leaves the subscription (a group
@@ -162,6 +170,12 @@ impl Subscriber for TestSubscriber {
 
     fn stream(&mut self) -> impl Stream<Item = Result<TestMessage, Infallible>> + Send + '_ {
         self.0.stream().map(|message| message.map(TestMessage))
+    }
+
+    /// Headers and keys; no requeue, delay or redelivery count (settling is recorded, not
+    /// performed).
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
     }
 }
 
@@ -179,11 +193,9 @@ impl BatchSubscriber for TestSubscriber {
 
 /// A message routed by a [`TestClient`].
 ///
-/// Settling it is a no-op: `nack(true)` does not redeliver. So it reports what such a
-/// broker can promise: no redelivery count and no native delayed redelivery
-/// ([`NATIVE_DELAY`](IncomingMessage::NATIVE_DELAY) is `false`). The runtime then retries
-/// by republishing a copy that carries the next attempt number (and, for a delayed retry,
-/// its due time) before settling the original, which is the path to test here.
+/// Settling it is a no-op: `nack(true)` and `nack_after` succeed and do not redeliver, so
+/// a test sees what the handler asked for ([`TestSubscriber`]'s capabilities say there is
+/// no requeue and no redelivery count).
 #[derive(Debug)]
 pub struct TestMessage(MemoryMessage);
 

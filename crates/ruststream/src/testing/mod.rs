@@ -72,8 +72,9 @@
 //! # `TestClient`: a broker crate's in-process stand-in
 //!
 //! See [`TestClient`]: core routing under the broker's own name rule, settlement a no-op.
-//! A handler's retry on a test client goes through the copies the runtime republishes
-//! with the attempt number and due time, as on any broker without native redelivery.
+//! A test client does not redeliver, and its subscriptions' capabilities say so: a
+//! handler's retry there is recorded as `Settlement::RetryUnsupported` and the delivery is
+//! over (`FailurePolicy::RetryInPlace` calls the handler again in place, on any broker).
 
 mod app;
 mod client;

@@ -58,8 +58,7 @@ pub struct Received {
     pub name: Option<String>,
     /// The body, as published.
     pub payload: Bytes,
-    /// The headers, as published (the runtime's own headers included, such as the
-    /// attempt number of a republished retry copy).
+    /// The headers, as published.
     pub headers: Headers,
     /// The attempt number, from 1.
     pub attempt: u32,
@@ -104,7 +103,7 @@ impl Received {
     }
 }
 
-/// A publish by the app: a handler's reply, a retry copy, a dead letter, or a
+/// A publish by the app: a handler's reply, a dead letter, or a
 /// [`Producer`](crate::runtime::Producer) publish from a handler.
 ///
 /// The test's own publishes through [`TestApp`](super::TestApp) are not recorded.

@@ -10,10 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
-use ruststream::runtime::{
-    ATTEMPT_HEADER, Handler, HandlerResult, Message, NOT_BEFORE_HEADER, Outcome, RETRY_FOR_HEADER,
-    ReplyBuffer, WithPrefix,
-};
+use ruststream::runtime::{ATTEMPT_HEADER, Handler, HandlerResult, Message, Outcome, ReplyBuffer};
 use ruststream::testing::{Quiescence, TestBroker};
 use ruststream::{
     AckError, Broker, Headers, IncomingMessage, OutgoingMessage, Publisher, Reply, RequestReply,
@@ -152,11 +149,7 @@ impl<B> Spy<B> {
 /// Renders the runtime's own headers of a message for the log.
 fn retry_headers(headers: &Headers) -> String {
     let mut out = String::new();
-    for (name, short) in [
-        (ATTEMPT_HEADER, "attempt"),
-        (RETRY_FOR_HEADER, "retry_for"),
-        (NOT_BEFORE_HEADER, "not_before"),
-    ] {
+    for (name, short) in [(ATTEMPT_HEADER, "attempt")] {
         if let Some(value) = headers.get_str(name) {
             let _ = write!(out, " {short}={value}");
         }
@@ -191,6 +184,10 @@ impl<B: Broker> Broker for Spy<B> {
     async fn shutdown(&self) -> Result<(), Self::Error> {
         self.log.push(format!("shutdown {}", self.label));
         self.inner.shutdown().await.map_err(SpyError::Inner)
+    }
+
+    fn server(&self) -> Option<ruststream::ServerSpec> {
+        self.inner.server()
     }
 }
 
@@ -228,14 +225,6 @@ impl<B: Subscribe> Subscribe for Spy<B> {
 #[derive(Debug, Clone)]
 pub struct Via<S>(pub S);
 
-impl<S: WithPrefix> WithPrefix for Via<S> {
-    type Output = Via<S::Output>;
-
-    fn with_prefix(self, prefix: &str) -> Self::Output {
-        Via(self.0.with_prefix(prefix))
-    }
-}
-
 impl<B, S> SubscriptionSource<Spy<B>> for Via<S>
 where
     B: Broker,
@@ -251,6 +240,10 @@ where
         let name = self.0.name().to_owned();
         let result = self.0.subscribe(&broker.inner).await;
         broker.subscribed(&name, result)
+    }
+
+    fn with_prefix(self, prefix: &str) -> Result<Self, Self> {
+        self.0.with_prefix(prefix).map(Via).map_err(Via)
     }
 }
 
@@ -278,7 +271,7 @@ impl<B: RequestReply> RequestReply for Spy<B> {
     }
 }
 
-impl<B: ruststream::DescribeServer> ruststream::DescribeServer for Spy<B> {
+impl<B: ruststream::DescribeServer + Broker> ruststream::DescribeServer for Spy<B> {
     fn describe_server(&self) -> ruststream::ServerSpec {
         self.inner.describe_server()
     }
@@ -303,6 +296,10 @@ pub struct SpySubscriber<S> {
 impl<S: Subscriber> Subscriber for SpySubscriber<S> {
     type Message = SpyMessage<S::Message>;
     type Error = S::Error;
+
+    fn capabilities(&self) -> ruststream::Capabilities {
+        self.inner.capabilities()
+    }
 
     fn stream(&mut self) -> impl Stream<Item = Result<Self::Message, S::Error>> + Send + '_ {
         let label = self.label;
@@ -335,8 +332,6 @@ impl<M: IncomingMessage> SpyMessage<M> {
 }
 
 impl<M: IncomingMessage> IncomingMessage for SpyMessage<M> {
-    const NATIVE_DELAY: bool = M::NATIVE_DELAY;
-
     fn payload(&self) -> &[u8] {
         self.inner.payload()
     }

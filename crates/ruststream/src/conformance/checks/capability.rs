@@ -264,7 +264,7 @@ where
     T::Publisher: RequestReply,
 {
     let name = ctx.name();
-    let with_headers = ctx.caps.headers != HeaderSupport::None;
+    let with_headers = ctx.stated.headers != HeaderSupport::None;
     ctx.step("connect a responder and a requester");
     let responding = ctx.connect().await?;
     let responder = ctx.target.publisher(&responding);
@@ -471,6 +471,7 @@ fn check_spec<T: ConformanceTarget>(ctx: &Ctx<T>, spec: &crate::ServerSpec) -> R
         format!("{spec:?}")
     })?;
     ctx.no_credentials("the ServerSpec's Debug", &format!("{spec:?}"))?;
+    #[cfg(feature = "bindings")]
     if let Some(bindings) = &spec.bindings {
         ctx.no_credentials("the ServerSpec's bindings", &bindings.to_string())?;
     }

@@ -107,7 +107,7 @@ pub(crate) async fn nack_requeue_redelivers<T: ConformanceTarget>(
     ctx: Ctx<T>,
 ) -> Result<(), Failure> {
     let mut single = single(&ctx).await?;
-    let with_headers = ctx.caps.headers != HeaderSupport::None;
+    let with_headers = ctx.stated.headers != HeaderSupport::None;
     let headers: Headers = if with_headers {
         [("x-conformance-id", "7")].into_iter().collect()
     } else {
