@@ -20,6 +20,8 @@ pub(crate) struct BrokerTemplate {
     pub(crate) ruststream_features: &'static [&'static str],
     /// The `use` lines `src/main.rs` needs for this broker (sorted in with the others).
     pub(crate) imports: &'static [&'static str],
+    /// The broker's type, which the service is built on.
+    pub(crate) broker_type: &'static str,
     /// The expression `main` runs the service on.
     pub(crate) broker: &'static str,
     /// The expression the test runs the service on, in process.
@@ -36,6 +38,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         available: true,
         ruststream_features: &["memory"],
         imports: &["use ruststream::memory::MemoryBroker;"],
+        broker_type: "MemoryBroker",
         broker: "MemoryBroker::new()",
         test_broker: "MemoryBroker::new()",
         needs: "It runs on the embedded memory broker: nothing else to start.",
@@ -46,13 +49,15 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         available: true,
         ruststream_features: &[],
         imports: &["use ruststream_nats::{Config, NatsBroker};"],
+        broker_type: "NatsBroker",
         broker: "NatsBroker::new(Config::new(\n        \
                  std::env::var(\"NATS_URL\").unwrap_or_else(|_| \"nats://127.0.0.1:4222\".to_owned()),\n    \
                  ))",
-        test_broker: "ruststream_nats::test_client()",
+        test_broker: "NatsBroker::in_process()",
         needs: "It connects to the NATS server at `$NATS_URL` (default \
                 `nats://127.0.0.1:4222`; start one with `nats-server -js`). The test needs no \
-                server: it runs the app on an in-process client with NATS subject rules.",
+                server: it runs the app on `NatsBroker::in_process()`, which routes by NATS \
+                subject rules in process.",
     },
     BrokerTemplate {
         name: "redis",
@@ -61,6 +66,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         ruststream_features: &[],
         imports: &[],
         broker: "",
+        broker_type: "",
         test_broker: "",
         needs: "",
     },
@@ -71,6 +77,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         ruststream_features: &[],
         imports: &[],
         broker: "",
+        broker_type: "",
         test_broker: "",
         needs: "",
     },
@@ -81,6 +88,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         ruststream_features: &[],
         imports: &[],
         broker: "",
+        broker_type: "",
         test_broker: "",
         needs: "",
     },
@@ -91,6 +99,7 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
         ruststream_features: &[],
         imports: &[],
         broker: "",
+        broker_type: "",
         test_broker: "",
         needs: "",
     },
@@ -203,6 +212,7 @@ tokio = {{ version = "1", features = ["rt-multi-thread", "macros"] }}
         .replace("{name}", name)
         .replace("{broker_name}", row.name)
         .replace("{uses}", &uses.join("\n"))
+        .replace("{broker_type}", row.broker_type)
         .replace("{broker}", row.broker)
         .replace("{test_broker}", row.test_broker);
     let readme = README
@@ -267,8 +277,8 @@ fn toml_string(text: &str) -> String {
 
 /// The `use` lines of every service's `src/main.rs`.
 const COMMON_USES: &[&str] = &[
-    "use ruststream::runtime::{App, Router, RuntimeBroker};",
-    "use ruststream::{Subscribe, subscriber};",
+    "use ruststream::runtime::{App, Router};",
+    "use ruststream::subscriber;",
     "use serde::{Deserialize, Serialize};",
 ];
 
@@ -301,11 +311,8 @@ async fn greet(hello: Hello) -> Greeting {
     }
 }
 
-/// The service on `broker`: `main` runs it on the real broker, the test in process.
-fn service<B>(broker: B) -> App
-where
-    B: RuntimeBroker + Subscribe<Subscriber: 'static>,
-{
+/// The service on `broker`: `main` gives it the broker to serve on, the test one of its own.
+fn service(broker: {broker_type}) -> App {
     let router = Router::new().subscriber(greet);
     App::new("{name}")
         .version(env!("CARGO_PKG_VERSION"))
@@ -395,6 +402,7 @@ mod tests {
             for placeholder in [
                 "{name}",
                 "{broker_name}",
+                "{broker_type}",
                 "{uses}",
                 "{broker}",
                 "{test_broker}",

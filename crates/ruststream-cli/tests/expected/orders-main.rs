@@ -4,8 +4,8 @@
 //! prints its AsyncAPI document, and `cargo test` runs its test in process.
 
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{App, Router, RuntimeBroker};
-use ruststream::{Subscribe, subscriber};
+use ruststream::runtime::{App, Router};
+use ruststream::subscriber;
 use serde::{Deserialize, Serialize};
 
 /// Someone to greet.
@@ -30,11 +30,8 @@ async fn greet(hello: Hello) -> Greeting {
     }
 }
 
-/// The service on `broker`: `main` runs it on the real broker, the test in process.
-fn service<B>(broker: B) -> App
-where
-    B: RuntimeBroker + Subscribe<Subscriber: 'static>,
-{
+/// The service on `broker`: `main` gives it the broker to serve on, the test one of its own.
+fn service(broker: MemoryBroker) -> App {
     let router = Router::new().subscriber(greet);
     App::new("orders")
         .version(env!("CARGO_PKG_VERSION"))
