@@ -1,10 +1,11 @@
 //! Throughput over a real NATS server, three loops side by side, interleaved, same
 //! workload (SPEC §5): each message carries the small JSON order, which the consumer
 //! decodes into `Order`, reads every field of, and (JetStream) acks in the same place,
-//! after the work, with the server's confirmation.
+//! after the work, as a user of the client writes it: `message.ack().await`, which queues
+//! the `+ACK` on the connection without waiting for the server.
 //!
-//! - `raw`: async-nats alone (a core subscription, or a JetStream pull stream with
-//!   `+ACK` sent as a request to the ack subject, which the server confirms);
+//! - `raw`: async-nats alone (a core subscription, or a JetStream pull stream acked with
+//!   async-nats' `Message::ack`);
 //! - `crate`: this crate's `NatsSubscriber` stream and `NatsMessage::ack`, no runtime;
 //! - `framework`: an `App` with a `#[subscriber]` handler (`Order` argument).
 //!
@@ -347,11 +348,7 @@ async fn jetstream_round(url: &str, variant: Variant, n: u64) -> Round {
                 for _ in 0..n {
                     let message = messages.next().await.unwrap().unwrap();
                     handle(&message.payload);
-                    let reply = message.reply.clone().unwrap();
-                    client
-                        .request(reply, Bytes::from_static(b"+ACK"))
-                        .await
-                        .unwrap();
+                    message.ack().await.unwrap();
                 }
             });
             let throughput = wait_done(n).await;
@@ -491,7 +488,7 @@ async fn main() {
             }
         }
         report(
-            "JetStream (durable pull consumer, confirmed acks)",
+            "JetStream (durable pull consumer, acks queued as `Message::ack` does)",
             n,
             &results,
         );

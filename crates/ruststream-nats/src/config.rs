@@ -50,6 +50,7 @@ pub struct Config {
     pub(crate) retry_on_initial_connect: bool,
     pub(crate) request_timeout: Duration,
     pub(crate) ack_timeout: Duration,
+    pub(crate) confirmed_acks: bool,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) subscription_capacity: usize,
     pub(crate) jetstream_publish: bool,
@@ -71,6 +72,7 @@ impl Config {
             retry_on_initial_connect: false,
             request_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(5),
+            confirmed_acks: false,
             shutdown_timeout: Duration::from_secs(5),
             subscription_capacity: 65_536,
             jetstream_publish: false,
@@ -186,11 +188,27 @@ impl Config {
         self
     }
 
-    /// How long a JetStream ack, nak or term waits for the server's confirmation
-    /// (default 5 s).
+    /// How long a confirmed JetStream ack, nak or term waits for the server
+    /// (default 5 s; see [`confirmed_acks`](Self::confirmed_acks)).
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
+        self
+    }
+
+    /// Whether a JetStream ack, nak or term waits for the server's confirmation (default
+    /// `false`).
+    ///
+    /// By default a settlement is queued on the connection, as async-nats'
+    /// `Message::ack` does, and the next message is handled while it is on its way;
+    /// `shutdown` flushes what is queued. Delivery stays at least once: an ack that
+    /// never arrives makes the server redeliver after the consumer's ack wait. With
+    /// `true`, each settlement is a request the server answers within
+    /// [`ack_timeout`](Self::ack_timeout), so a handler sees the outcome (a failed one is
+    /// logged by the runtime), at the cost of a round trip per message.
+    #[must_use]
+    pub fn confirmed_acks(mut self, confirmed: bool) -> Self {
+        self.confirmed_acks = confirmed;
         self
     }
 
@@ -257,6 +275,7 @@ impl fmt::Debug for Config {
             .field("retry_on_initial_connect", &self.retry_on_initial_connect)
             .field("request_timeout", &self.request_timeout)
             .field("ack_timeout", &self.ack_timeout)
+            .field("confirmed_acks", &self.confirmed_acks)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("jetstream_publish", &self.jetstream_publish)

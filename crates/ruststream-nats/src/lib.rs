@@ -1,8 +1,8 @@
 //! # ruststream-nats
 //!
 //! NATS for [RustStream](ruststream), on [async-nats](async_nats): core subjects with
-//! wildcards and queue groups, JetStream durable pull consumers with acks confirmed by
-//! the server, native delayed redelivery and batches, acknowledged JetStream publishes
+//! wildcards and queue groups, JetStream durable pull consumers with explicit acks (queued,
+//! or confirmed by the server with `Config::confirmed_acks`), native delayed redelivery and batches, acknowledged JetStream publishes
 //! with de-duplication, request-reply, and AsyncAPI server bindings.
 //!
 //! | file | what it holds |

@@ -2,7 +2,7 @@
 //!
 //! | | core subject | JetStream consumer |
 //! |---|---|---|
-//! | `ack` | nothing to do (core NATS has no acks): `Ok` | `+ACK`, waiting for the server's confirmation |
+//! | `ack` | nothing to do (core NATS has no acks): `Ok` | `+ACK`, queued on the connection (or confirmed by the server, with `Config::confirmed_acks`) |
 //! | `nack(true)` | `AckError::Unsupported`: the message is not redelivered | `-NAK`: redelivered at once |
 //! | `nack(false)` | nothing to do | `+TERM`: never redelivered |
 //! | `nack_after(d)` | `AckError::Unsupported` | `-NAK {"delay": d}`: redelivered after `d` |
@@ -43,13 +43,33 @@ pub(crate) struct Settler {
     pub(crate) client: Client,
     pub(crate) closed: Shutdown,
     pub(crate) ack_timeout: Duration,
+    /// Whether each settlement waits for the server's confirmation
+    /// ([`Config::confirmed_acks`](crate::Config::confirmed_acks)).
+    pub(crate) confirm: bool,
 }
 
 impl Settler {
-    /// Sends `body` to the ack subject and waits for the server's confirmation.
+    /// Sends `body` to the ack subject: queued on the connection, as async-nats'
+    /// `Message::ack` does, or, with confirmed acks, as a request the server answers.
     async fn settle(&self, ack_subject: Subject, body: Bytes) -> Result<(), AckError> {
         if self.closed.is_triggered() {
             return Err(AckError::Closed);
+        }
+        if !self.confirm {
+            // Queued, not awaited: the next message is handled while the ack is on its
+            // way, and shutdown flushes what is still queued. An ack lost on the way
+            // means a redelivery after the ack wait, never a lost message.
+            return self
+                .client
+                .publish(ack_subject, body)
+                .await
+                .map_err(|error| {
+                    if self.closed.is_triggered() {
+                        AckError::Closed
+                    } else {
+                        AckError::Transport(Box::new(error))
+                    }
+                });
         }
         match tokio::time::timeout(self.ack_timeout, self.client.request(ack_subject, body)).await {
             Ok(Ok(_)) => Ok(()),
@@ -275,14 +295,14 @@ impl IncomingMessage for NatsMessage {
         Ok(())
     }
 
-    /// JetStream: `+ACK`, confirmed by the server. Core: nothing to do.
+    /// JetStream: `+ACK`, queued (or confirmed, with `Config::confirmed_acks`). Core:
+    /// nothing to do.
     #[inline(always)]
     fn ack(self) -> impl Future<Output = Result<(), AckError>> + Send {
         self.settle(Settle::ack)
     }
 
-    /// JetStream: `-NAK` (redeliver now) or `+TERM` (never again), confirmed by the
-    /// server. Core: `nack(false)` has nothing to do; `nack(true)` answers
+    /// JetStream: `-NAK` (redeliver now) or `+TERM` (never again), sent as an ack is. Core: `nack(false)` has nothing to do; `nack(true)` answers
     /// [`AckError::Unsupported`], as core NATS does not redeliver.
     #[inline(always)]
     fn nack(self, requeue: bool) -> impl Future<Output = Result<(), AckError>> + Send {
@@ -292,7 +312,7 @@ impl IncomingMessage for NatsMessage {
         Either::Right(self.settle(move |settle| settle.nack(requeue)))
     }
 
-    /// JetStream: `-NAK` with a delay, confirmed by the server: the server holds the
+    /// JetStream: `-NAK` with a delay, sent as an ack is: the server holds the
     /// message for the delay. Core: [`AckError::Unsupported`].
     #[inline(always)]
     fn nack_after(self, delay: Duration) -> impl Future<Output = Result<(), AckError>> + Send {

@@ -95,6 +95,7 @@ impl NatsSubscriber {
             client,
             closed: broker.inner.closed.clone(),
             ack_timeout: broker.config().ack_timeout,
+            confirm: broker.config().confirmed_acks,
         });
         Self::with_source(
             broker,
