@@ -11,8 +11,10 @@
 //! parts the tutorial shows.
 
 // ANCHOR: imports
+use std::time::Duration;
+
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{App, Raw, Router, RuntimeBroker};
+use ruststream::runtime::{App, Backoff, FailurePolicy, Raw, Router, RuntimeBroker};
 use ruststream::{Headers, Subscribe, subscriber};
 use ruststream_nats::{Config, NatsBroker};
 use schemars::JsonSchema;
@@ -40,13 +42,15 @@ pub(crate) struct Quote {
 // ANCHOR_END: types
 
 // ANCHOR: book_order
-/// Books each created order, four at a time. An order without an amount fails: it is
-/// retried, and after three attempts it goes to `orders.dead`.
+/// Books each created order, four at a time. An order without an amount fails: the
+/// handler is called again, and after three calls the order goes to `orders.dead`.
 #[subscriber(
     "orders.created",
     workers = 4,
-    on_error = Retry,
-    max_attempts = 3,
+    on_error = FailurePolicy::RetryInPlace {
+        attempts: 3,
+        backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)),
+    },
     dead_letter = "orders.dead"
 )]
 async fn book_order(order: Order) -> Result<(), String> {
