@@ -2,6 +2,10 @@
 //!
 //! - `middleware`: tower layers around handlers and publishes.
 //! - `batches`: a batch handler with per-element settlement.
+//! - `quickstart`: the shortest complete service, one handler on the memory broker
+//!   (`cargo run -p ruststream-examples --example quickstart -- run`).
+//! - `tutorial`: the order service `docs/tutorial.md` builds step by step (on NATS when
+//!   `NATS_URL` is set).
 //! - `demo`: an order service on the embedded memory broker
 //!   (`cargo run -p ruststream-examples --example demo`).
 //! - `macros`: the same kind of service written with `#[subscriber]` and

@@ -36,12 +36,16 @@ mod graceful;
 mod macros;
 #[path = "../middleware.rs"]
 mod middleware;
+#[path = "../quickstart.rs"]
+mod quickstart;
 #[path = "../request_reply.rs"]
 mod request_reply;
 #[path = "../retries.rs"]
 mod retries;
 #[path = "../routers.rs"]
 mod routers;
+#[path = "../tutorial.rs"]
+mod tutorial;
 #[path = "../workers.rs"]
 mod workers;
 
@@ -60,12 +64,14 @@ fn example_apps() -> Vec<(&'static str, App)> {
                 Arc::new(AtomicUsize::new(0)),
             ),
         ),
+        ("quickstart", quickstart::app()),
         ("request_reply", request_reply::app(MemoryBroker::new())),
         ("retries", retries::app(MemoryBroker::new())),
         (
             "routers",
             routers::app(MemoryBroker::new(), MemoryBroker::new()),
         ),
+        ("tutorial", tutorial::service(MemoryBroker::new())),
         ("workers", workers::app(MemoryBroker::new())),
     ]
 }

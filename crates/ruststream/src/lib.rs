@@ -132,4 +132,12 @@ mod markdown_docs {
     ))]
     #[doc = include_str!("../../../docs/observability.md")]
     struct Observability;
+
+    #[cfg(all(feature = "memory", feature = "macros", feature = "testing"))]
+    #[doc = include_str!("../../../docs/testing.md")]
+    struct Testing;
+
+    #[cfg(all(feature = "memory", feature = "macros", feature = "testing"))]
+    #[doc = include_str!("../../../docs/from-faststream.md")]
+    struct FromFaststream;
 }

@@ -1,0 +1,405 @@
+//! `publish`, `request` and `subscribe`: one message to a broker, or the messages from it.
+//!
+//! The broker is chosen by the URL's scheme through [`SCHEMES`], where the brokers still to
+//! come already have their row. The work itself is written once against the contract's
+//! traits ([`Publisher`], [`RequestReply`], [`Subscribe`]); a broker crate joins by marking
+//! its row available, a variant of [`Connected`] made in [`connect`], and one arm per
+//! command that hands that broker to the same generic functions.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use ruststream::{
+    Broker, Headers, IncomingMessage, OutgoingMessage, Publisher, RequestReply, Subscribe,
+    SubscriberExt as _,
+};
+
+use crate::error::CliError;
+
+/// A broker this tool may speak to, by URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// NATS, through `ruststream-nats`.
+    Nats,
+    /// Redis (to come).
+    Redis,
+    /// RabbitMQ (to come).
+    RabbitMq,
+    /// MQTT (to come).
+    Mqtt,
+    /// Kafka (to come).
+    Kafka,
+}
+
+/// One row of the scheme table.
+#[derive(Debug)]
+pub(crate) struct Scheme {
+    /// The URL schemes (`nats`, `tls`...).
+    pub(crate) schemes: &'static [&'static str],
+    /// The broker.
+    pub(crate) kind: Kind,
+    /// Its name for people.
+    pub(crate) label: &'static str,
+    /// The crate that speaks to it.
+    pub(crate) krate: &'static str,
+    /// Whether this tool is built with that crate yet.
+    pub(crate) available: bool,
+}
+
+/// Every scheme the tool knows, and whether it can use it yet.
+pub(crate) const SCHEMES: &[Scheme] = &[
+    Scheme {
+        schemes: &["nats", "tls"],
+        kind: Kind::Nats,
+        label: "NATS",
+        krate: "ruststream-nats",
+        available: true,
+    },
+    Scheme {
+        schemes: &["redis", "rediss"],
+        kind: Kind::Redis,
+        label: "Redis",
+        krate: "ruststream-redis",
+        available: false,
+    },
+    Scheme {
+        schemes: &["amqp", "amqps"],
+        kind: Kind::RabbitMq,
+        label: "RabbitMQ",
+        krate: "ruststream-rabbitmq",
+        available: false,
+    },
+    Scheme {
+        schemes: &["mqtt", "mqtts"],
+        kind: Kind::Mqtt,
+        label: "MQTT",
+        krate: "ruststream-mqtt",
+        available: false,
+    },
+    Scheme {
+        schemes: &["kafka"],
+        kind: Kind::Kafka,
+        label: "Kafka",
+        krate: "ruststream-kafka",
+        available: false,
+    },
+];
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message {
+    /// The destination.
+    pub(crate) name: String,
+    /// The body.
+    pub(crate) body: Vec<u8>,
+    /// The headers, in order.
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+/// The row of `url`'s scheme, or an error that says which schemes there are.
+pub(crate) fn scheme_of(url: &str) -> Result<&'static Scheme, CliError> {
+    let known = || {
+        SCHEMES
+            .iter()
+            .flat_map(|row| row.schemes.iter().map(|scheme| format!("{scheme}://")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err(CliError::Url(format!(
+            "`{}` is not a broker URL: write it with its scheme, such as nats://127.0.0.1:4222 (known: {})",
+            redact(url),
+            known()
+        )));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let row = SCHEMES
+        .iter()
+        .find(|row| row.schemes.contains(&scheme.as_str()))
+        .ok_or_else(|| {
+            CliError::Url(format!(
+                "no broker speaks `{scheme}://` (known: {})",
+                known()
+            ))
+        })?;
+    if !row.available {
+        return Err(CliError::Url(format!(
+            "{scheme}:// ({}) is not supported yet: the {} crate is not available yet; \
+             nats:// is",
+            row.label, row.krate
+        )));
+    }
+    Ok(row)
+}
+
+/// `url` with any password replaced by `***` (`nats://user:***@host:4222`).
+pub(crate) fn redact(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            // A lone userinfo is a token for NATS: a secret too.
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{authority}{path}"),
+        None => format!("{authority}{path}"),
+    }
+}
+
+/// A connected broker of one of the kinds this tool speaks.
+enum Connected {
+    Nats(ruststream_nats::NatsBroker),
+}
+
+/// Connects to the broker at `url`.
+async fn connect(url: &str) -> Result<(Connected, &'static Scheme), CliError> {
+    let row = scheme_of(url)?;
+    let address = redact(url);
+    match row.kind {
+        Kind::Nats => {
+            let config = ruststream_nats::Config::new(url)
+                .name("ruststream-cli")
+                .connection_timeout(Duration::from_secs(3))
+                .max_reconnects(Some(0));
+            let broker = ruststream_nats::NatsBroker::new(config);
+            broker.connect().await.map_err(|error| CliError::Connect {
+                broker: row.label,
+                address,
+                reason: match error {
+                    ruststream_nats::NatsError::Connect { reason, .. } => format!(
+                        "{reason}; is nats-server running there (nats-server -a 127.0.0.1 -p 4222)?"
+                    ),
+                    other => other.to_string(),
+                },
+            })?;
+            Ok((Connected::Nats(broker), row))
+        }
+        // `scheme_of` lets no unavailable broker through.
+        Kind::Redis | Kind::RabbitMq | Kind::Mqtt | Kind::Kafka => {
+            unreachable!("{} is marked unavailable in SCHEMES", row.label)
+        }
+    }
+}
+
+fn headers_of(message: &Message) -> Headers {
+    let mut headers = Headers::with_capacity(message.headers.len());
+    for (name, value) in &message.headers {
+        headers.append(name.clone(), value.clone().into_bytes());
+    }
+    headers
+}
+
+/// A failure once connected, with the broker and address it concerns.
+fn failed(action: String, row: &Scheme, url: &str) -> impl FnOnce(String) -> CliError {
+    let address = redact(url);
+    let broker = row.label;
+    move |reason| CliError::Broker {
+        action,
+        broker,
+        address,
+        reason,
+    }
+}
+
+/// `ruststream publish`.
+pub(crate) async fn publish(url: &str, message: &Message) -> Result<(), CliError> {
+    let (broker, row) = connect(url).await?;
+    let fail = failed(format!("publish to `{}`", message.name), row, url);
+    let result = match &broker {
+        Connected::Nats(nats) => publish_on(nats, message).await.map_err(nats_reason),
+    };
+    close(&broker).await;
+    result.map_err(fail)?;
+    eprintln!(
+        "published {} bytes to `{}` on {}",
+        message.body.len(),
+        message.name,
+        redact(url)
+    );
+    Ok(())
+}
+
+/// `ruststream request`: the reply's headers go to standard error, its body to standard
+/// output.
+pub(crate) async fn request(
+    url: &str,
+    message: &Message,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    let (broker, row) = connect(url).await?;
+    let fail = failed(format!("the request to `{}`", message.name), row, url);
+    let result = match &broker {
+        Connected::Nats(nats) => request_on(nats, message, timeout)
+            .await
+            .map_err(nats_reason),
+    };
+    close(&broker).await;
+    let reply = result.map_err(fail)?;
+    for (name, value) in reply.headers.iter() {
+        eprintln!("{name}: {}", printable(value));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&reply.payload);
+    if !reply.payload.ends_with(b"\n") {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
+    Ok(())
+}
+
+/// `ruststream subscribe`: prints each message, then acks it.
+pub(crate) async fn subscribe(url: &str, name: &str, count: Option<u64>) -> Result<(), CliError> {
+    let (broker, row) = connect(url).await?;
+    let fail = failed(format!("the subscription to `{name}`"), row, url);
+    let result = match &broker {
+        Connected::Nats(nats) => {
+            async {
+                let subscriber = nats.subscribe(name).await.map_err(nats_reason)?;
+                // The subscription is registered at the server once the flush returns:
+                // whatever is published after the line below arrives.
+                let client = nats.client().map_err(|e| e.to_string())?;
+                client.flush().await.map_err(|e| e.to_string())?;
+                eprintln!("subscribed to `{name}` on {} (Ctrl-C stops)", redact(url));
+                print_messages(subscriber, count).await
+            }
+            .await
+        }
+    };
+    close(&broker).await;
+    result.map_err(fail)
+}
+
+async fn close(broker: &Connected) {
+    match broker {
+        Connected::Nats(nats) => {
+            let _ = nats.shutdown().await;
+        }
+    }
+}
+
+/// What went wrong, without the action and subject the caller's message already names.
+fn nats_reason(error: ruststream_nats::NatsError) -> String {
+    use ruststream_nats::NatsError;
+    match error {
+        NatsError::Publish { reason, .. }
+        | NatsError::Request { reason, .. }
+        | NatsError::Subscribe { reason, .. }
+        | NatsError::Receive { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+async fn publish_on<B: Publisher>(broker: &B, message: &Message) -> Result<(), B::Error> {
+    let headers = headers_of(message);
+    let outgoing = OutgoingMessage::new(&message.name, &message.body).with_headers(&headers);
+    broker.publish(outgoing).await
+}
+
+async fn request_on<B: RequestReply>(
+    broker: &B,
+    message: &Message,
+    timeout: Duration,
+) -> Result<ruststream::Reply, B::Error> {
+    let headers = headers_of(message);
+    let outgoing = OutgoingMessage::new(&message.name, &message.body).with_headers(&headers);
+    broker.request(outgoing, timeout).await
+}
+
+/// Prints what arrives until Ctrl-C, the end of the subscription or `count` messages.
+async fn print_messages<S: ruststream::Subscriber>(
+    mut subscriber: S,
+    count: Option<u64>,
+) -> Result<(), String> {
+    let mut seen = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut ctrl_c = std::pin::pin!(ctrl_c);
+    while count.is_none_or(|count| seen < count) {
+        let next = tokio::select! {
+            next = subscriber.next_message() => next,
+            _ = &mut ctrl_c => break,
+        };
+        let Some(message) = next else { break };
+        let message = message.map_err(|e| e.to_string())?;
+        print!("{}", format_message(&message));
+        let _ = std::io::stdout().flush();
+        message.ack().await.map_err(|e| e.to_string())?;
+        seen += 1;
+    }
+    Ok(())
+}
+
+/// A message as printed by `subscribe`: a line with its name and size, its headers, a
+/// blank line, the body and a blank line.
+pub(crate) fn format_message(message: &impl IncomingMessage) -> String {
+    let payload = message.payload();
+    let mut text = format!(
+        "--- {} ({} bytes)\n",
+        message.name().unwrap_or("?"),
+        payload.len()
+    );
+    if let Some(reply_to) = message.reply_to() {
+        text.push_str(&format!("reply-to: {reply_to}\n"));
+    }
+    for (name, value) in message.headers().iter() {
+        text.push_str(&format!("{name}: {}\n", printable(value)));
+    }
+    text.push('\n');
+    text.push_str(&printable(payload));
+    text.push_str("\n\n");
+    text
+}
+
+/// Text as is; bytes that are not UTF-8 as `\xNN` escapes.
+fn printable(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => bytes.escape_ascii().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords_and_tokens() {
+        assert_eq!(
+            redact("nats://orders:s3cret@10.0.0.1:4222"),
+            "nats://orders:***@10.0.0.1:4222"
+        );
+        assert_eq!(redact("nats://t0ken@host:4222/x"), "nats://***@host:4222/x");
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn brokers_without_a_crate_say_which_crate_is_missing() {
+        for (url, krate) in [
+            ("redis://127.0.0.1:6379", "ruststream-redis"),
+            ("amqp://guest:guest@127.0.0.1:5672", "ruststream-rabbitmq"),
+            ("mqtt://127.0.0.1:1883", "ruststream-mqtt"),
+            ("kafka://127.0.0.1:9092", "ruststream-kafka"),
+        ] {
+            let error = scheme_of(url).unwrap_err().to_string();
+            assert!(error.contains("not supported yet"), "{error}");
+            assert!(error.contains(krate), "{error}");
+            assert!(!error.contains("guest:guest"), "{error}");
+        }
+        assert_eq!(scheme_of("nats://h:4222").unwrap().kind, Kind::Nats);
+    }
+
+    #[test]
+    fn an_unknown_scheme_lists_the_known_ones() {
+        let error = scheme_of("http://x").unwrap_err().to_string();
+        assert!(error.contains("nats://"), "{error}");
+        let error = scheme_of("localhost:4222").unwrap_err().to_string();
+        assert!(error.contains("not a broker URL"), "{error}");
+    }
+}
