@@ -378,14 +378,23 @@ fn incoming5(publish: p5::Publish) -> Incoming {
     let mut headers = Headers::new();
     let mut reply_to = None;
     if let Some(properties) = publish.properties {
-        if let Some(content_type) = properties.content_type {
-            headers.insert(CONTENT_TYPE, content_type);
+        // A content type or correlation id that is text is also sent as a user property,
+        // where it keeps its place among the headers; the property alone (another
+        // client's publish) puts it first.
+        let has = |name: &str| properties.user_properties.iter().any(|(n, _)| n == name);
+        let (has_content_type, has_correlation) = (has(CONTENT_TYPE), has(CORRELATION_ID));
+        if let Some(content_type) = properties.content_type
+            && !has_content_type
+        {
+            headers.append(CONTENT_TYPE, content_type);
         }
-        if let Some(correlation) = properties.correlation_data {
-            headers.insert(CORRELATION_ID, correlation);
+        if let Some(correlation) = properties.correlation_data
+            && !has_correlation
+        {
+            headers.append(CORRELATION_ID, correlation);
         }
         for (name, value) in properties.user_properties {
-            headers.insert(name, value);
+            headers.append(name, value);
         }
         reply_to = properties.response_topic;
     }

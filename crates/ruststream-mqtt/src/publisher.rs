@@ -10,8 +10,9 @@
 //! | `mqtt-message-expiry` | seconds (MQTT 5 message expiry interval) | none |
 //!
 //! On MQTT 5, `content-type` becomes the content type property, `correlation-id` the
-//! correlation data, the reply-to the response topic, and every other header a user
-//! property (UTF-8 text, order and repeats kept). On MQTT 3.1.1 any other header is an
+//! correlation data (both are also sent as user properties when they are text, so they
+//! keep their place among the headers), the reply-to the response topic, and every other
+//! header a user property (UTF-8 text, order and repeats kept). On MQTT 3.1.1 any other header is an
 //! error: the protocol has no headers.
 
 use bytes::Bytes;
@@ -91,11 +92,24 @@ pub(crate) fn options(
                 any = true;
             }
             CONTENT_TYPE => {
-                properties.content_type = Some(text()?.to_owned());
+                let content_type = text()?.to_owned();
+                properties.content_type = Some(content_type.clone());
+                properties
+                    .user_properties
+                    .push((name.to_owned(), content_type));
                 any = true;
             }
             CORRELATION_ID => {
                 properties.correlation_data = Some(Bytes::copy_from_slice(value));
+                // Kept among the user properties too when it is text, so it keeps its
+                // place in the headers.
+                if let Ok(text) = std::str::from_utf8(value)
+                    && !text.contains('\0')
+                {
+                    properties
+                        .user_properties
+                        .push((name.to_owned(), text.to_owned()));
+                }
                 any = true;
             }
             _ => {

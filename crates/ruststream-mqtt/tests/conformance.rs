@@ -1,0 +1,130 @@
+//! The conformance harness against the shared Mosquitto (127.0.0.1:1883), once on MQTT 5
+//! and once on MQTT 3.1.1, each with the capabilities that version really has.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Suite};
+use ruststream::kit::live::run_id;
+use ruststream_mqtt::{MqttBroker, MqttSource, Protocol, Qos};
+
+struct Target {
+    server: (String, u16),
+    protocol: Protocol,
+    qos: Qos,
+}
+
+impl ConformanceTarget for Target {
+    type Broker = MqttBroker;
+    type Source = MqttSource;
+    type Publisher = MqttBroker;
+
+    fn capabilities(&self) -> Capabilities {
+        let mut capabilities = Capabilities::baseline();
+        // One connection's QoS 1 publishes to one topic reach a subscriber in order.
+        capabilities.ordering = true;
+        capabilities.fan_out = true;
+        // `$share/<group>/<filter>`.
+        capabilities.competing_consumers = true;
+        // Not declared: a group is a shared subscription of clean sessions, gone when its
+        // last member disconnects (persistent sessions are tested on their own, by client
+        // id, in `persistent_session.rs`).
+        capabilities.durable = false;
+        // MQTT 5 user properties are an ordered list that may repeat a name.
+        capabilities.header_order = self.protocol == Protocol::V5;
+        capabilities.duplicate_headers = self.protocol == Protocol::V5;
+        capabilities.max_payload = 1024 * 1024;
+        capabilities.quiet_period = Duration::from_millis(300);
+        capabilities
+    }
+
+    async fn broker(&self) -> MqttBroker {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let client = format!("rsconf-{}-{}", run_id(), N.fetch_add(1, Ordering::Relaxed));
+        MqttBroker::new(support::config(&self.server, self.protocol, &client))
+    }
+
+    fn source(&self, name: &str, mode: Mode) -> MqttSource {
+        match mode {
+            Mode::FanOut => MqttSource::new(name).qos(self.qos),
+            Mode::Group(group) => MqttSource::new(name).shared(group).qos(self.qos),
+        }
+    }
+
+    fn publisher(&self, broker: &MqttBroker) -> MqttBroker {
+        broker.clone()
+    }
+
+    /// `/`-separated topics: `conformance/<check>/<run>/<n>`.
+    fn fresh_name(&self, check: &str) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        format!(
+            "conformance/{check}/{}/{}",
+            run_id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_passes_the_conformance_suite() {
+    let Some(server) = support::shared_server("mqtt5_passes_the_conformance_suite").await else {
+        return;
+    };
+    Suite::new(Target {
+        server,
+        protocol: Protocol::V5,
+        qos: Qos::AtLeastOnce,
+    })
+    .with_request_reply()
+    .with_describe_server()
+    .run()
+    .await;
+}
+
+/// The checks that hold more than 20 messages unsettled at once.
+const MANY_UNSETTLED: [&str; 2] = [
+    "ordering_is_kept_per_name",
+    "concurrent_publishers_lose_nothing",
+];
+
+/// On MQTT 3.1.1 Mosquitto lets a client hold at most `max_inflight_messages` (20 by
+/// default) unacknowledged QoS 1 and 2 messages; the next wait until one is settled. So
+/// every check runs at QoS 1 except the two that hold 100 messages unsettled, which run at
+/// QoS 0 (below). On MQTT 5 the client's receive maximum (100 here) is the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt311_passes_the_conformance_suite() {
+    let Some(server) = support::shared_server("mqtt311_passes_the_conformance_suite").await else {
+        return;
+    };
+    let suite = Suite::new(Target {
+        server,
+        protocol: Protocol::V311,
+        qos: Qos::AtLeastOnce,
+    })
+    .with_describe_server();
+    let checks: Vec<&str> = suite
+        .checks()
+        .into_iter()
+        .filter(|check| !MANY_UNSETTLED.contains(check))
+        .collect();
+    suite.only(checks.join(",")).run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt311_at_qos0_keeps_order_and_loses_nothing_with_many_unsettled() {
+    let test = "mqtt311_at_qos0_keeps_order_and_loses_nothing_with_many_unsettled";
+    let Some(server) = support::shared_server(test).await else {
+        return;
+    };
+    Suite::new(Target {
+        server,
+        protocol: Protocol::V311,
+        qos: Qos::AtMostOnce,
+    })
+    .only(MANY_UNSETTLED.join(","))
+    .run()
+    .await;
+}
