@@ -89,7 +89,7 @@ impl MqttBroker {
                 let connection = Self::connection(live)?;
                 let (sender, receiver) = mpsc::unbounded_channel();
                 let options = FilterOptions {
-                    filter: source.filter().to_owned(),
+                    filter: source.subscribed_filter().to_owned(),
                     qos: source.max_qos(),
                     no_local: source.is_no_local(),
                     retain_handling: source.retain(),

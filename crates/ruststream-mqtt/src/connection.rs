@@ -83,7 +83,7 @@ impl Client {
         payload: Bytes,
         options: PublishOptions,
     ) -> Result<(), String> {
-        let result = match self {
+        match self {
             Self::V5(client) => match options.properties {
                 Some(properties) => client
                     .publish_with_properties(
@@ -104,12 +104,11 @@ impl Client {
                 .publish_bytes(topic, qos4(options.qos), options.retain, payload)
                 .await
                 .map_err(|error| error.to_string()),
-        };
-        result
+        }
     }
 
     async fn subscribe(&self, options: &FilterOptions) -> Result<(), String> {
-        let result = match self {
+        match self {
             Self::V5(client) => {
                 let mut filter = p5::Filter::new(options.filter.clone(), qos5(options.qos));
                 filter.nolocal = options.no_local;
@@ -127,8 +126,7 @@ impl Client {
                 .subscribe(options.filter.clone(), qos4(options.qos))
                 .await
                 .map_err(|error| error.to_string()),
-        };
-        result
+        }
     }
 
     async fn unsubscribe(&self, filter: &str) -> Result<(), String> {
@@ -245,8 +243,8 @@ pub(crate) struct Connection {
 }
 
 enum EventLoop {
-    V5(v5::EventLoop),
-    V311(rumqttc::EventLoop),
+    V5(Box<v5::EventLoop>),
+    V311(Box<rumqttc::EventLoop>),
 }
 
 /// One event of either protocol, reduced to what the connection acts on.
@@ -436,7 +434,7 @@ impl Connection {
                     options.set_transport(transport);
                 }
                 let (client, event_loop) = v5::AsyncClient::new(options, capacity);
-                (Client::V5(client), EventLoop::V5(event_loop))
+                (Client::V5(client), EventLoop::V5(Box::new(event_loop)))
             }
             Protocol::V311 => {
                 let mut options =
@@ -457,7 +455,7 @@ impl Connection {
                     options.set_transport(transport);
                 }
                 let (client, event_loop) = rumqttc::AsyncClient::new(options, capacity);
-                (Client::V311(client), EventLoop::V311(event_loop))
+                (Client::V311(client), EventLoop::V311(Box::new(event_loop)))
             }
         };
         let shared = Arc::new(Shared {
@@ -521,13 +519,13 @@ impl Connection {
         let disconnect = tokio::time::timeout_at(deadline, self.shared.client.disconnect()).await;
         let task = self.task.lock().take();
         let mut result = Ok(());
-        if let Some(mut task) = task {
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                task.abort();
-                result = Err(MqttError::Shutdown(format!(
-                    "the connection did not close within {timeout:?}; it was dropped"
-                )));
-            }
+        if let Some(mut task) = task
+            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
+        {
+            task.abort();
+            result = Err(MqttError::Shutdown(format!(
+                "the connection did not close within {timeout:?}; it was dropped"
+            )));
         }
         // Subscriber queues end with the routes.
         self.shared.routes.lock().clear();

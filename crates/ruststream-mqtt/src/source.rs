@@ -63,7 +63,7 @@ pub enum RetainHandling {
 ///     .shared("thermostats")
 ///     .no_local()
 ///     .retain_handling(RetainHandling::DoNotSend);
-/// assert_eq!(source.filter(), "$share/thermostats/sensors/+/temp");
+/// assert_eq!(source.subscribed_filter(), "$share/thermostats/sensors/+/temp");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttSource {
@@ -73,7 +73,7 @@ pub struct MqttSource {
     no_local: bool,
     retain_handling: RetainHandling,
     /// `$share/<group>/<filter>`, or the filter itself.
-    full: String,
+    subscribed: String,
 }
 
 impl MqttSource {
@@ -89,14 +89,14 @@ impl MqttSource {
             qos: Qos::AtLeastOnce,
             no_local: false,
             retain_handling: RetainHandling::SendAtSubscribe,
-            full: String::new(),
+            subscribed: String::new(),
         };
         source.rebuild();
         source
     }
 
     fn rebuild(&mut self) {
-        self.full = match &self.group {
+        self.subscribed = match &self.group {
             Some(group) => format!("$share/{group}/{}", self.filter),
             None => self.filter.clone(),
         };
@@ -133,8 +133,8 @@ impl MqttSource {
     }
 
     /// The filter as subscribed (with `$share/<group>/` for a shared subscription).
-    pub fn filter(&self) -> &str {
-        &self.full
+    pub fn subscribed_filter(&self) -> &str {
+        &self.subscribed
     }
 
     /// The topic filter without a shared-subscription prefix.
@@ -162,7 +162,7 @@ impl MqttSource {
 
     pub(crate) fn validate(&self) -> Result<(), MqttError> {
         MqttTopics
-            .validate_pattern(&self.full)
+            .validate_pattern(&self.subscribed)
             .map_err(MqttError::Topic)
     }
 }
@@ -171,7 +171,7 @@ impl SubscriptionSource<MqttBroker> for MqttSource {
     type Subscriber = MqttSubscriber;
 
     fn name(&self) -> &str {
-        &self.full
+        &self.subscribed
     }
 
     async fn subscribe(self, broker: &MqttBroker) -> Result<MqttSubscriber, MqttError> {
