@@ -234,6 +234,11 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     replies: Mutex<HashMap<String, oneshot::Sender<ruststream::Reply>>>,
     reply_route: tokio::sync::OnceCell<()>,
+    /// Whether the session outlives the connection: then a QoS 1 or 2 message that
+    /// arrives before its subscription is opened again (the session's backlog, sent right
+    /// after CONNACK) waits here, unacknowledged, for it.
+    persistent: bool,
+    parked: Mutex<Vec<Incoming>>,
 }
 
 /// A live connection: the shared state and its event loop task.
@@ -471,6 +476,8 @@ impl Connection {
             next_id: AtomicU64::new(1),
             replies: Mutex::new(HashMap::new()),
             reply_route: tokio::sync::OnceCell::new(),
+            persistent: !config.clean_start,
+            parked: Mutex::new(Vec::new()),
         });
         // The first CONNACK, or the first error: `connect` reports it.
         let first = tokio::time::timeout(config.connect_timeout, async {
@@ -681,6 +688,23 @@ async fn drive(mut event_loop: EventLoop, shared: Arc<Shared>, backoff: ruststre
 /// Hands an incoming publish to every matching route; acknowledges at once one that no
 /// route takes.
 async fn route(shared: &Arc<Shared>, incoming: Incoming) {
+    let mut senders = Vec::new();
+    let mut replies = false;
+    {
+        let routes = shared.routes.lock();
+        for route in routes.iter() {
+            if MqttTopics.matches(&route.options.filter, &incoming.topic) {
+                match &route.target {
+                    Target::Subscriber(sender) => senders.push(sender.clone()),
+                    Target::Replies => replies = true,
+                }
+            }
+        }
+        if senders.is_empty() && !replies && shared.persistent && incoming.qos != Qos::AtMostOnce {
+            shared.parked.lock().push(incoming);
+            return;
+        }
+    }
     let Incoming {
         topic,
         payload,
@@ -689,19 +713,6 @@ async fn route(shared: &Arc<Shared>, incoming: Incoming) {
         qos,
         pkid,
     } = incoming;
-    let mut senders = Vec::new();
-    let mut replies = false;
-    {
-        let routes = shared.routes.lock();
-        for route in routes.iter() {
-            if MqttTopics.matches(&route.options.filter, &topic) {
-                match &route.target {
-                    Target::Subscriber(sender) => senders.push(sender.clone()),
-                    Target::Replies => replies = true,
-                }
-            }
-        }
-    }
     if replies && let Some(answer) = shared.replies.lock().remove(&topic) {
         let _ = answer.send(ruststream::Reply {
             payload: payload.clone(),
@@ -751,14 +762,18 @@ impl Shared {
     /// Subscribes `options.filter` and registers the route; returns once the server
     /// answered the SUBACK.
     pub(crate) async fn subscribe(
-        &self,
+        self: &Arc<Self>,
         options: FilterOptions,
         sender: mpsc::UnboundedSender<MqttMessage>,
     ) -> Result<u64, MqttError> {
         self.add_route(options, Target::Subscriber(sender)).await
     }
 
-    async fn add_route(&self, options: FilterOptions, target: Target) -> Result<u64, MqttError> {
+    async fn add_route(
+        self: &Arc<Self>,
+        options: FilterOptions,
+        target: Target,
+    ) -> Result<u64, MqttError> {
         if self.shutdown.is_triggered() {
             return Err(MqttError::Closed);
         }
@@ -769,6 +784,18 @@ impl Shared {
             options: options.clone(),
             target,
         });
+        // The session's backlog that waited for this filter, in arrival order.
+        let waiting: Vec<Incoming> = {
+            let mut parked = self.parked.lock();
+            let (matching, rest) = std::mem::take(&mut *parked)
+                .into_iter()
+                .partition(|incoming| MqttTopics.matches(&options.filter, &incoming.topic));
+            *parked = rest;
+            matching
+        };
+        for incoming in waiting {
+            route(self, incoming).await;
+        }
         let (answer, answered) = oneshot::channel();
         {
             let _order = self.order.lock().await;
@@ -820,7 +847,15 @@ impl Shared {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
                     let _order = shared.order.lock().await;
-                    let _ = shared.client.unsubscribe(&filter).await;
+                    // A subscription opened since on the same filter keeps it.
+                    let used = shared
+                        .routes
+                        .lock()
+                        .iter()
+                        .any(|route| route.options.filter == filter);
+                    if !used {
+                        let _ = shared.client.unsubscribe(&filter).await;
+                    }
                 });
             }
         }
@@ -871,7 +906,7 @@ impl Shared {
 
     /// Publishes a request with a response topic of its own and waits for the reply.
     pub(crate) async fn request(
-        &self,
+        self: &Arc<Self>,
         topic: &str,
         payload: Bytes,
         mut options: PublishOptions,
