@@ -57,3 +57,8 @@ pub use ruststream::kit::{Backoff, Secret, Tls};
 pub use source::{MqttSource, Qos, RetainHandling};
 pub use subscriber::MqttSubscriber;
 pub use topic::MqttTopics;
+
+/// The crate's page of docs, compiled so its examples stay true.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../../docs/brokers/mqtt.md")]
+struct MqttGuide;
