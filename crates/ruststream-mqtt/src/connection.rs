@@ -206,6 +206,24 @@ pub(crate) struct AckHandle {
 }
 
 impl AckHandle {
+    /// A holder gave the message up without settling it (its subscription is gone). The
+    /// last holder of a clean session's message acknowledges it, or it would hold one of
+    /// the server's in-flight slots for the rest of the connection; a persistent
+    /// session's message is left unacknowledged, for the session to redeliver.
+    pub(crate) fn abandon(self: Arc<Self>) {
+        if self.holders.fetch_sub(1, Ordering::AcqRel) != 1
+            || self.shared.persistent
+            || self.shared.shutdown.is_triggered()
+        {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = self.shared.client.ack(self.qos, self.pkid).await;
+            });
+        }
+    }
+
     /// One holder settled; the last one sends the acknowledgement.
     pub(crate) async fn release(&self) -> Result<(), String> {
         if self.holders.fetch_sub(1, Ordering::AcqRel) != 1 {
@@ -751,9 +769,8 @@ async fn route(shared: &Arc<Shared>, incoming: Incoming) {
             Some(Arc::clone(&handle)),
         );
         if let Err(mpsc::error::SendError(message)) = sender.send(message) {
-            // The subscriber went away: its share of the acknowledgement is released so
-            // the others can still ack. (A message nobody settles stays with the session.)
-            drop(message);
+            // The subscriber went away meanwhile.
+            message.abandon();
         }
     }
 }

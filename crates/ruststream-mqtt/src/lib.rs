@@ -28,6 +28,7 @@
 //! | `nack(false)` | acknowledged as `ack`: the message is dropped | nothing |
 //! | `nack(true)`, `nack_after(d)` | not acknowledged, `AckError::Unsupported`: a persistent session redelivers it at the next reconnect; nothing is redelivered on this connection | `AckError::Unsupported` |
 //! | dropped unsettled | not acknowledged (as `nack(true)`) | lost |
+//! | still queued when its subscriber is dropped | persistent session: left for the session; clean session: acknowledged (dropped) | lost |
 //!
 //! So `Subscriber::capabilities()` declares no requeue, no delayed requeue and no
 //! redelivery count at every QoS; headers are `Text` on MQTT 5 (user properties) and

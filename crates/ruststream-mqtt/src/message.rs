@@ -69,6 +69,13 @@ impl MqttMessage {
         }
     }
 
+    /// Gives the message up unsettled because its subscription is gone.
+    pub(crate) fn abandon(self) {
+        if let Inner::Live { ack: Some(ack), .. } = self.inner {
+            ack.abandon();
+        }
+    }
+
     /// The topic the message was published to.
     pub fn topic(&self) -> &str {
         IncomingMessage::name(self).unwrap_or_default()

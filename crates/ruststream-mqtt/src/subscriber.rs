@@ -65,8 +65,19 @@ pub(crate) fn capabilities(protocol: Protocol) -> Capabilities {
 
 impl Drop for MqttSubscriber {
     fn drop(&mut self) {
-        if let Inner::Live { shared, route, .. } = &self.inner {
+        if let Inner::Live {
+            shared,
+            route,
+            receiver,
+            ..
+        } = &mut self.inner
+        {
             shared.unsubscribe(*route);
+            // Messages queued and never handed out (see `AckHandle::abandon`).
+            receiver.close();
+            while let Ok(message) = receiver.try_recv() {
+                message.abandon();
+            }
         }
     }
 }
