@@ -938,7 +938,13 @@ impl Shared {
                 "request-reply needs MQTT 5 (response topic and correlation data); use `Protocol::V5`".to_owned(),
             ));
         }
-        let base = format!("ruststream/replies/{}", self.client_id);
+        // The client id as one topic level (a `/`, `+` or `#` in it would change the filter).
+        let level: String = self
+            .client_id
+            .chars()
+            .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c })
+            .collect();
+        let base = format!("ruststream/replies/{level}");
         self.reply_route
             .get_or_try_init(|| async {
                 let filter = FilterOptions {
