@@ -64,6 +64,7 @@ pub(crate) fn capabilities(protocol: Protocol) -> Capabilities {
 }
 
 impl Drop for MqttSubscriber {
+    #[allow(irrefutable_let_patterns)] // a single variant without the `testing` feature
     fn drop(&mut self) {
         if let Inner::Live {
             shared,
@@ -87,20 +88,27 @@ impl Subscriber for MqttSubscriber {
     type Error = MqttError;
 
     fn stream(&mut self) -> impl Stream<Item = Result<MqttMessage, MqttError>> + Send + '_ {
-        use futures::future::Either;
-        match &mut self.inner {
-            // The queue ends when the connection is shut down (its routes are dropped).
-            Inner::Live { receiver, .. } => Either::Left(futures::stream::poll_fn(move |cx| {
+        // The queue ends when the connection is shut down (its routes are dropped).
+        #[cfg(not(feature = "testing"))]
+        {
+            let Inner::Live { receiver, .. } = &mut self.inner;
+            futures::stream::poll_fn(move |cx| {
                 receiver.poll_recv(cx).map(|message| message.map(Ok))
-            })),
-            #[cfg(feature = "testing")]
-            Inner::InProcess(subscriber) => {
-                use futures::StreamExt;
-                Either::Right(subscriber.stream().map(|message| {
+            })
+        }
+        #[cfg(feature = "testing")]
+        {
+            use futures::StreamExt;
+            use futures::future::Either;
+            match &mut self.inner {
+                Inner::Live { receiver, .. } => Either::Left(futures::stream::poll_fn(move |cx| {
+                    receiver.poll_recv(cx).map(|message| message.map(Ok))
+                })),
+                Inner::InProcess(subscriber) => Either::Right(subscriber.stream().map(|message| {
                     Ok(MqttMessage::in_process(
                         message.unwrap_or_else(|never| match never {}),
                     ))
-                }))
+                })),
             }
         }
     }

@@ -1,4 +1,5 @@
 //! The in-process mode routes by MQTT's topic rules.
+#![cfg(feature = "testing")]
 
 use std::time::Duration;
 
