@@ -164,6 +164,22 @@ impl Client {
         }
     }
 
+    /// The same without waiting: fails when the client's request queue is full.
+    pub(crate) fn try_ack(&self, qos: Qos, pkid: u16) -> Result<(), String> {
+        match self {
+            Self::V5(client) => {
+                let mut publish = p5::Publish::new("", qos5(qos), Bytes::new(), None);
+                publish.pkid = pkid;
+                client.try_ack(&publish).map_err(|error| error.to_string())
+            }
+            Self::V311(client) => {
+                let mut publish = rumqttc::Publish::new("", qos4(qos), Vec::new());
+                publish.pkid = pkid;
+                client.try_ack(&publish).map_err(|error| error.to_string())
+            }
+        }
+    }
+
     async fn disconnect(&self) -> Result<(), String> {
         match self {
             Self::V5(client) => client.disconnect().await.map_err(|error| error.to_string()),
@@ -222,6 +238,30 @@ impl AckHandle {
                 let _ = self.shared.client.ack(self.qos, self.pkid).await;
             });
         }
+    }
+
+    /// One holder settled, without waiting: `true` when done (not the last holder, or
+    /// the acknowledgement was queued), `false` when it must be sent with
+    /// [`release`](Self::release) (the client's queue is full, the holder count is kept).
+    pub(crate) fn try_release(&self) -> bool {
+        if self.holders.load(Ordering::Acquire) != 1 {
+            if self.holders.fetch_sub(1, Ordering::AcqRel) != 1 || self.try_send_ack() {
+                return true;
+            }
+            // Last after all, and the queue is full: `release` sends it.
+            self.holders.fetch_add(1, Ordering::AcqRel);
+            return false;
+        }
+        if self.try_send_ack() {
+            self.holders.store(0, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    fn try_send_ack(&self) -> bool {
+        !self.shared.shutdown.is_triggered()
+            && self.shared.client.try_ack(self.qos, self.pkid).is_ok()
     }
 
     /// One holder settled; the last one sends the acknowledgement.

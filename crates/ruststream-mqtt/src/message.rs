@@ -115,9 +115,13 @@ impl IncomingMessage for MqttMessage {
         self.acknowledge().await
     }
 
+    /// Acknowledges without a future when the client's request queue has room (the
+    /// PUBACK or PUBREC is queued to the connection's task), else gives the message back
+    /// for `ack`.
     fn ack_now(self) -> Result<(), Self> {
         match &self.inner {
             Inner::Live { ack: None, .. } => Ok(()),
+            Inner::Live { ack: Some(ack), .. } if ack.try_release() => Ok(()),
             _ => Err(self),
         }
     }
