@@ -36,14 +36,51 @@ pub fn config(server: &(String, u16), protocol: Protocol, client: &str) -> Confi
 /// A `mosquitto` of the test's own on its own port, with persistence in its own
 /// directory; `restart` keeps the data directory.
 pub async fn private_server(test: &str) -> Option<ServerProcess> {
-    ServerProcess::start(test, "/usr/sbin/mosquitto", |port, store| {
+    private_server_with(test, None).await
+}
+
+/// The same, accepting only `user` with `password` when given.
+pub async fn private_server_with(
+    test: &str,
+    credentials: Option<(&str, &str)>,
+) -> Option<ServerProcess> {
+    let credentials = credentials.map(|(u, p)| (u.to_owned(), p.to_owned()));
+    ServerProcess::start(test, "/usr/sbin/mosquitto", move |port, store| {
         let conf = store.join("mosquitto.conf");
+        let auth = match &credentials {
+            Some((user, password)) => {
+                let file = store.join("passwords");
+                let status = std::process::Command::new("mosquitto_passwd")
+                    .args(["-c", "-b"])
+                    .arg(&file)
+                    .args([user, password])
+                    .status()
+                    .expect("run mosquitto_passwd");
+                assert!(status.success(), "mosquitto_passwd failed");
+                format!("allow_anonymous false\npassword_file {}\n", file.display())
+            }
+            None => "allow_anonymous true\n".to_owned(),
+        };
+        // Started as root, Mosquitto would drop to the `mosquitto` user, which cannot
+        // write the persistence file in this directory.
+        let user = if std::env::var("USER").as_deref() == Ok("root") || unix_uid_is_root() {
+            "user root\n"
+        } else {
+            ""
+        };
         let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
+            "listener {port} 127.0.0.1\n{user}{auth}persistence true\npersistence_location {}/\nautosave_interval 1\n",
             store.display()
         );
         std::fs::write(&conf, text).expect("write the private mosquitto.conf");
         vec!["-c".into(), conf.into()]
     })
     .await
+}
+
+fn unix_uid_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"))
 }
