@@ -7,14 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Suite};
-use ruststream::kit::live::run_id;
+use ruststream::kit::live::{ServerProcess, run_id};
 use ruststream_mqtt::{MqttBroker, MqttSource, Protocol, Qos};
 
 struct Target {
     server: (String, u16),
     protocol: Protocol,
     qos: Qos,
+    /// A private server with a user and password, for the credential checks.
+    private: Option<ServerProcess>,
 }
+
+const USER: &str = "conformance";
+const PASSWORD: &str = "c0nf-secret-pw";
 
 impl ConformanceTarget for Target {
     type Broker = MqttBroker;
@@ -37,13 +42,21 @@ impl ConformanceTarget for Target {
         capabilities.duplicate_headers = self.protocol == Protocol::V5;
         capabilities.max_payload = 1024 * 1024;
         capabilities.quiet_period = Duration::from_millis(300);
+        // Not declared: the harness resumes a group from new connections (new client
+        // ids), and an MQTT session is found again only by its client id; a restart with
+        // the same client id is `server_restart.rs`.
+        capabilities.server_restart = false;
         capabilities
     }
 
     async fn broker(&self) -> MqttBroker {
         static N: AtomicU64 = AtomicU64::new(0);
         let client = format!("rsconf-{}-{}", run_id(), N.fetch_add(1, Ordering::Relaxed));
-        MqttBroker::new(support::config(&self.server, self.protocol, &client))
+        let config = support::config(&self.server, self.protocol, &client);
+        MqttBroker::new(match self.private {
+            Some(_) => config.credentials(USER, PASSWORD),
+            None => config,
+        })
     }
 
     fn source(&self, name: &str, mode: Mode) -> MqttSource {
@@ -55,6 +68,13 @@ impl ConformanceTarget for Target {
 
     fn publisher(&self, broker: &MqttBroker) -> MqttBroker {
         broker.clone()
+    }
+
+    fn credentials(&self) -> Vec<String> {
+        match self.private {
+            Some(_) => vec![PASSWORD.to_owned()],
+            None => Vec::new(),
+        }
     }
 
     /// `/`-separated topics: `conformance/<check>/<run>/<n>`.
@@ -77,6 +97,7 @@ async fn mqtt5_passes_the_conformance_suite() {
         server,
         protocol: Protocol::V5,
         qos: Qos::AtLeastOnce,
+        private: None,
     })
     .with_request_reply()
     .with_describe_server()
@@ -103,6 +124,7 @@ async fn mqtt311_passes_the_conformance_suite() {
         server,
         protocol: Protocol::V311,
         qos: Qos::AtLeastOnce,
+        private: None,
     })
     .with_describe_server();
     let checks: Vec<&str> = suite
@@ -123,8 +145,29 @@ async fn mqtt311_at_qos0_keeps_order_and_loses_nothing_with_many_unsettled() {
         server,
         protocol: Protocol::V311,
         qos: Qos::AtMostOnce,
+        private: None,
     })
     .only(MANY_UNSETTLED.join(","))
+    .run()
+    .await;
+}
+
+/// MQTT 5 on a private Mosquitto that requires a password: every check, with the
+/// password declared as a credential no server description or error may show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_with_a_password_passes_and_never_shows_it() {
+    let test = "mqtt5_with_a_password_passes_and_never_shows_it";
+    let Some(server) = support::private_server_with(test, Some((USER, PASSWORD))).await else {
+        return;
+    };
+    Suite::new(Target {
+        server: ("127.0.0.1".to_owned(), server.port()),
+        protocol: Protocol::V5,
+        qos: Qos::AtLeastOnce,
+        private: Some(server),
+    })
+    .with_request_reply()
+    .with_describe_server()
     .run()
     .await;
 }
