@@ -194,3 +194,34 @@ impl SubscriptionSource<MqttBroker> for MqttSource {
         Some(crate::asyncapi::operation_bindings(self))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_filter_is_split_into_group_and_filter() {
+        let source = MqttSource::new("$share/workers/jobs/+");
+        assert_eq!(source.group(), Some("workers"));
+        assert_eq!(source.topic_filter(), "jobs/+");
+        assert_eq!(source.subscribed_filter(), "$share/workers/jobs/+");
+    }
+
+    #[test]
+    fn a_prefix_goes_before_the_filter_inside_the_share() {
+        let source = MqttSource::new("invoices/+").shared("billing");
+        let prefixed = SubscriptionSource::<MqttBroker>::with_prefix(source, "eu/").unwrap();
+        assert_eq!(prefixed.subscribed_filter(), "$share/billing/eu/invoices/+");
+        assert_eq!(
+            SubscriptionSource::<MqttBroker>::name(&prefixed),
+            "$share/billing/eu/invoices/+"
+        );
+    }
+
+    #[test]
+    fn operation_bindings_give_the_qos() {
+        let source = MqttSource::new("a").qos(Qos::ExactlyOnce);
+        let bindings = SubscriptionSource::<MqttBroker>::operation_bindings(&source).unwrap();
+        assert_eq!(bindings["mqtt"]["qos"], 2);
+    }
+}
