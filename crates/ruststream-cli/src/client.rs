@@ -1,7 +1,7 @@
 //! `publish`, `request` and `subscribe`: one message to a broker, or the messages from it.
 //!
 //! The broker is chosen by the URL's scheme through [`SCHEMES`], where the brokers still to
-//! come already have their row. The work itself is written once against the contract's
+//! come already have their row (NATS and MQTT are available). The work itself is written once against the contract's
 //! traits ([`Publisher`], [`RequestReply`], [`Subscribe`]); a broker crate joins by marking
 //! its row available, a variant of [`Connected`] made in [`connect`], and one arm per
 //! command that hands that broker to the same generic functions.
@@ -25,7 +25,7 @@ pub(crate) enum Kind {
     Redis,
     /// RabbitMQ (to come).
     RabbitMq,
-    /// MQTT (to come).
+    /// MQTT 5 or 3.1.1, through `ruststream-mqtt`.
     Mqtt,
     /// Kafka (to come).
     Kafka,
@@ -74,7 +74,7 @@ pub(crate) const SCHEMES: &[Scheme] = &[
         kind: Kind::Mqtt,
         label: "MQTT",
         krate: "ruststream-mqtt",
-        available: false,
+        available: true,
     },
     Scheme {
         schemes: &["kafka"],
@@ -123,9 +123,15 @@ pub(crate) fn scheme_of(url: &str) -> Result<&'static Scheme, CliError> {
             ))
         })?;
     if !row.available {
+        let available = SCHEMES
+            .iter()
+            .filter(|row| row.available)
+            .map(|row| format!("{}://", row.schemes[0]))
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(CliError::Url(format!(
             "{scheme}:// ({}) is not supported yet: the {} crate is not available yet; \
-             nats:// is",
+             available now: {available}",
             row.label, row.krate
         )));
     }
@@ -138,7 +144,7 @@ pub(crate) fn redact(url: &str) -> String {
         Some((scheme, rest)) => (Some(scheme), rest),
         None => (None, url),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -157,6 +163,7 @@ pub(crate) fn redact(url: &str) -> String {
 /// A connected broker of one of the kinds this tool speaks.
 enum Connected {
     Nats(ruststream_nats::NatsBroker),
+    Mqtt(ruststream_mqtt::MqttBroker),
 }
 
 /// Connects to the broker at `url`.
@@ -182,8 +189,27 @@ async fn connect(url: &str) -> Result<(Connected, &'static Scheme), CliError> {
             })?;
             Ok((Connected::Nats(broker), row))
         }
+        Kind::Mqtt => {
+            let config = mqtt_config(url)?
+                .connect_timeout(Duration::from_secs(3))
+                .ack_timeout(Duration::from_secs(10));
+            let broker = ruststream_mqtt::MqttBroker::new(config);
+            broker.connect().await.map_err(|error| CliError::Connect {
+                broker: row.label,
+                address,
+                reason: match error {
+                    // Redacted by the crate: no password in it.
+                    ruststream_mqtt::MqttError::Connect(reason) => format!(
+                        "{reason}; is Mosquitto (or another MQTT server) running there \
+                         (mosquitto -p 1883)?"
+                    ),
+                    other => other.to_string(),
+                },
+            })?;
+            Ok((Connected::Mqtt(broker), row))
+        }
         // `scheme_of` lets no unavailable broker through.
-        Kind::Redis | Kind::RabbitMq | Kind::Mqtt | Kind::Kafka => {
+        Kind::Redis | Kind::RabbitMq | Kind::Kafka => {
             unreachable!("{} is marked unavailable in SCHEMES", row.label)
         }
     }
@@ -215,6 +241,15 @@ pub(crate) async fn publish(url: &str, message: &Message) -> Result<(), CliError
     let fail = failed(format!("publish to `{}`", message.name), row, url);
     let result = match &broker {
         Connected::Nats(nats) => publish_on(nats, message).await.map_err(nats_reason),
+        Connected::Mqtt(mqtt) => publish_on(mqtt, message).await.map_err(|error| {
+            let v311 = mqtt.config().protocol() == ruststream_mqtt::Protocol::V311;
+            match error {
+                ruststream_mqtt::MqttError::Header(reason) if v311 => format!(
+                    "{reason} (this URL asks for MQTT 3.1.1: drop `?version=3.1.1` for MQTT 5)"
+                ),
+                other => mqtt_reason(other),
+            }
+        }),
     };
     close(&broker).await;
     result.map_err(fail)?;
@@ -240,6 +275,14 @@ pub(crate) async fn request(
         Connected::Nats(nats) => request_on(nats, message, timeout)
             .await
             .map_err(nats_reason),
+        Connected::Mqtt(mqtt) if mqtt.config().protocol() != ruststream_mqtt::Protocol::V5 => Err(
+            "request-reply needs MQTT 5 (response topic and correlation data): drop \
+                 `?version=3.1.1` from the URL"
+                .to_owned(),
+        ),
+        Connected::Mqtt(mqtt) => request_on(mqtt, message, timeout)
+            .await
+            .map_err(mqtt_reason),
     };
     close(&broker).await;
     let reply = result.map_err(fail)?;
@@ -272,6 +315,16 @@ pub(crate) async fn subscribe(url: &str, name: &str, count: Option<u64>) -> Resu
             }
             .await
         }
+        Connected::Mqtt(mqtt) => {
+            async {
+                // Returns once the server acknowledged the subscription (SUBACK): whatever
+                // is published after the line below arrives.
+                let subscriber = mqtt.subscribe(name).await.map_err(mqtt_reason)?;
+                eprintln!("subscribed to `{name}` on {} (Ctrl-C stops)", redact(url));
+                print_messages(subscriber, count).await
+            }
+            .await
+        }
     };
     close(&broker).await;
     result.map_err(fail)
@@ -282,7 +335,153 @@ async fn close(broker: &Connected) {
         Connected::Nats(nats) => {
             let _ = nats.shutdown().await;
         }
+        Connected::Mqtt(mqtt) => {
+            let _ = mqtt.shutdown().await;
+        }
     }
+}
+
+/// What went wrong, without the action and topic the caller's message already names.
+fn mqtt_reason(error: ruststream_mqtt::MqttError) -> String {
+    use ruststream_mqtt::MqttError;
+    match error {
+        MqttError::Publish { reason, .. }
+        | MqttError::Request { reason, .. }
+        | MqttError::Subscribe { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// The MQTT client configuration an `mqtt://` or `mqtts://` URL describes:
+/// `mqtt://[user[:password]@]host[:port][?version=5|3.1.1][&client-id=ID]`.
+///
+/// The port defaults to 1883 (8883 for `mqtts://`, which requires TLS with the platform's
+/// root certificates); the version to MQTT 5; the client id to `ruststream-cli-` followed
+/// by the process id and the time, so that two commands never take each other's
+/// connection over. User name and password may be percent-encoded.
+pub(crate) fn mqtt_config(url: &str) -> Result<ruststream_mqtt::Config, CliError> {
+    use ruststream_mqtt::{Config, Protocol, Tls};
+    let invalid = |why: String| {
+        CliError::Url(format!(
+            "`{}` is not an MQTT URL: {why} (write it as \
+             mqtt://[user:password@]host[:port][?version=5|3.1.1][&client-id=ID])",
+            redact(url)
+        ))
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| invalid("no scheme".to_owned()))?;
+    let tls = scheme.eq_ignore_ascii_case("mqtts");
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !path.is_empty() && path != "/" {
+        return Err(invalid(format!(
+            "an MQTT URL has no path (`{path}`): give the topic as its own argument"
+        )));
+    }
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => (Some(userinfo), host_port),
+        None => (None, authority),
+    };
+    let default_port = if tls { 8883 } else { 1883 };
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        // An IPv6 address: `[::1]:1883`.
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| invalid("an IPv6 address without its `]`".to_owned()))?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => return Err(invalid(format!("`{after}` after the address"))),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid("no host".to_owned()));
+    }
+    let port = match port {
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| invalid(format!("`{port}` is not a port")))?,
+        None => default_port,
+    };
+    let mut protocol = Protocol::V5;
+    let mut client_id = None;
+    for pair in query.into_iter().flat_map(|query| query.split('&')) {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "version" | "protocol" => {
+                protocol = match value {
+                    "5" | "5.0" | "v5" => Protocol::V5,
+                    "3.1.1" | "311" | "v311" | "4" => Protocol::V311,
+                    other => {
+                        return Err(invalid(format!(
+                            "`{other}` is not an MQTT version: write version=5 (the default) \
+                             or version=3.1.1"
+                        )));
+                    }
+                }
+            }
+            "client-id" | "client_id" if !value.is_empty() => {
+                client_id = Some(percent_decode(value));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown query setting `{other}`: known are version and client-id"
+                )));
+            }
+        }
+    }
+    let client_id = client_id.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        format!("ruststream-cli-{}-{nanos}", std::process::id())
+    });
+    let mut config = Config::new(protocol, host, port, client_id);
+    if let Some(userinfo) = userinfo {
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        config = config.credentials(percent_decode(user), percent_decode(password));
+    }
+    if tls {
+        config = config.tls(Tls::default().required(true));
+    }
+    Ok(config)
+}
+
+/// `%XX` escapes decoded (as UTF-8, lossily); anything else kept as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What went wrong, without the action and subject the caller's message already names.
@@ -377,6 +576,10 @@ mod tests {
         );
         assert_eq!(redact("nats://t0ken@host:4222/x"), "nats://***@host:4222/x");
         assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(
+            redact("mqtt://u:pw@h:1883?client-id=a@b"),
+            "mqtt://u:***@h:1883?client-id=a@b"
+        );
     }
 
     #[test]
@@ -384,7 +587,6 @@ mod tests {
         for (url, krate) in [
             ("redis://127.0.0.1:6379", "ruststream-redis"),
             ("amqp://guest:guest@127.0.0.1:5672", "ruststream-rabbitmq"),
-            ("mqtt://127.0.0.1:1883", "ruststream-mqtt"),
             ("kafka://127.0.0.1:9092", "ruststream-kafka"),
         ] {
             let error = scheme_of(url).unwrap_err().to_string();
@@ -393,6 +595,47 @@ mod tests {
             assert!(!error.contains("guest:guest"), "{error}");
         }
         assert_eq!(scheme_of("nats://h:4222").unwrap().kind, Kind::Nats);
+        assert_eq!(scheme_of("mqtt://h:1883").unwrap().kind, Kind::Mqtt);
+        assert_eq!(scheme_of("MQTTS://h").unwrap().kind, Kind::Mqtt);
+    }
+
+    #[test]
+    fn mqtt_urls_give_host_port_version_and_credentials() {
+        use ruststream_mqtt::Protocol;
+        let config = mqtt_config("mqtt://127.0.0.1:1883").unwrap();
+        assert_eq!(
+            (config.host(), config.port(), config.protocol()),
+            ("127.0.0.1", 1883, Protocol::V5)
+        );
+        assert!(config.client_id().starts_with("ruststream-cli-"));
+        let config = mqtt_config("mqtt://broker.local").unwrap();
+        assert_eq!((config.host(), config.port()), ("broker.local", 1883));
+        let config = mqtt_config("mqtts://broker.local").unwrap();
+        assert_eq!(config.port(), 8883);
+        let config = mqtt_config("mqtt://[::1]:1884/?version=3.1.1&client-id=probe").unwrap();
+        assert_eq!(
+            (config.host(), config.port(), config.protocol()),
+            ("::1", 1884, Protocol::V311)
+        );
+        assert_eq!(config.client_id(), "probe");
+        let config = mqtt_config("mqtt://orders:s%40cret@h:1883").unwrap();
+        assert!(!format!("{config:?}").contains("s@cret"));
+        assert_eq!(config.redact("pw s@cret"), "pw <redacted>");
+    }
+
+    #[test]
+    fn bad_mqtt_urls_say_what_is_wrong_without_the_password() {
+        for (url, says) in [
+            ("mqtt://u:s3cret@h:1883?version=4.0", "not an MQTT version"),
+            ("mqtt://u:s3cret@h:port", "not a port"),
+            ("mqtt://u:s3cret@h:1883/orders", "no path"),
+            ("mqtt://u:s3cret@h?qos=1", "unknown query setting `qos`"),
+            ("mqtt://u:s3cret@:1883", "no host"),
+        ] {
+            let error = mqtt_config(url).unwrap_err().to_string();
+            assert!(error.contains(says), "{url}: {error}");
+            assert!(!error.contains("s3cret"), "{url}: {error}");
+        }
     }
 
     #[test]

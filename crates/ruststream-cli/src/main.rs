@@ -1,7 +1,7 @@
 //! `ruststream`: the RustStream command line.
 //!
 //! ```text
-//! ruststream new NAME --broker memory|nats [--path DIR] [--ruststream-path DIR]
+//! ruststream new NAME --broker memory|nats|mqtt [--path DIR] [--ruststream-path DIR]
 //! ruststream publish   URL NAME [BODY|-] [--file PATH] [--header K=V].. [--content-type T]
 //! ruststream request   URL NAME [BODY|-] [--timeout 5s] ...       prints the reply
 //! ruststream subscribe URL NAME [--count N]                        prints what arrives
@@ -57,7 +57,8 @@ enum Command {
     /// Print the messages that arrive on a name, with their headers, until Ctrl-C or
     /// `--count` messages.
     Subscribe {
-        /// The broker's URL, such as nats://127.0.0.1:4222.
+        /// The broker's URL, such as nats://127.0.0.1:4222 or mqtt://127.0.0.1:1883
+        /// (MQTT 5; add ?version=3.1.1 for MQTT 3.1.1).
         url: String,
         /// What to subscribe to: a subject, topic or queue (wildcards as the broker
         /// allows them, such as `orders.*`).
@@ -97,8 +98,9 @@ struct NewArgs {
 /// What to send and where.
 #[derive(Args)]
 struct SendArgs {
-    /// The broker's URL, such as nats://127.0.0.1:4222 (credentials may be in it; they
-    /// are never printed).
+    /// The broker's URL, such as nats://127.0.0.1:4222 or mqtt://127.0.0.1:1883 (MQTT 5;
+    /// add ?version=3.1.1 for MQTT 3.1.1). Credentials may be in it; they are never
+    /// printed.
     url: String,
     /// Where to send: a subject, topic or queue.
     name: String,

@@ -84,13 +84,25 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
     BrokerTemplate {
         name: "mqtt",
         krate: "ruststream-mqtt",
-        available: false,
+        available: true,
         ruststream_features: &[],
-        imports: &[],
-        broker: "",
-        broker_type: "",
-        test_broker: "",
-        needs: "",
+        imports: &["use ruststream_mqtt::{Config, MqttBroker, Protocol};"],
+        broker_type: "MqttBroker",
+        broker: "MqttBroker::new(Config::new(\n        \
+                 Protocol::V5,\n        \
+                 std::env::var(\"MQTT_HOST\").unwrap_or_else(|_| \"127.0.0.1\".to_owned()),\n        \
+                 std::env::var(\"MQTT_PORT\")\n            \
+                 .ok()\n            \
+                 .and_then(|port| port.parse().ok())\n            \
+                 .unwrap_or(1883),\n        \
+                 format!(\"{}-{}\", env!(\"CARGO_PKG_NAME\"), std::process::id()),\n    \
+                 ))",
+        test_broker: "MqttBroker::in_process()",
+        needs: "It connects with MQTT 5 to the server at `$MQTT_HOST`:`$MQTT_PORT` (default \
+                `127.0.0.1:1883`; start one with `mosquitto -p 1883`), as the client id \
+                `<name>-<process id>`; `Protocol::V311` in `src/main.rs` speaks MQTT 3.1.1 \
+                instead. The test needs no server: it runs the app on \
+                `MqttBroker::in_process()`, which routes by MQTT topic rules in process.",
     },
     BrokerTemplate {
         name: "kafka",
@@ -379,7 +391,7 @@ mod tests {
 
     #[test]
     fn brokers_without_a_crate_name_the_missing_crate() {
-        for broker in ["redis", "rabbitmq", "mqtt", "kafka"] {
+        for broker in ["redis", "rabbitmq", "kafka"] {
             let error = files(&options(broker)).unwrap_err().to_string();
             assert!(
                 error.contains(&format!("the {broker} broker crate is not available yet")),
@@ -411,6 +423,19 @@ mod tests {
                 assert!(!text.contains(placeholder), "{path} keeps {placeholder}");
             }
         }
+    }
+
+    #[test]
+    fn an_mqtt_service_runs_on_mqtt_5_and_tests_in_process() {
+        let files = files(&options("mqtt")).unwrap();
+        let cargo = &files[0].1;
+        assert!(cargo.contains("ruststream-mqtt = { version"), "{cargo}");
+        assert!(cargo.contains("features = [\"testing\"]"), "{cargo}");
+        let main = &files[1].1;
+        assert!(main.contains("use ruststream_mqtt::{Config, MqttBroker, Protocol};"));
+        assert!(main.contains("Protocol::V5"), "{main}");
+        assert!(main.contains("MqttBroker::in_process()"), "{main}");
+        assert!(files[2].1.contains("mosquitto -p 1883"), "{}", files[2].1);
     }
 
     /// The service `docs/quickstart.md` shows is the one the generator writes.

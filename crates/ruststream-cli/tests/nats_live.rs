@@ -272,5 +272,9 @@ fn brokers_to_come_are_refused_clearly() {
     let stderr = text(&output.stderr);
     assert!(stderr.contains("not supported yet"), "{stderr}");
     assert!(stderr.contains("ruststream-rabbitmq"), "{stderr}");
+    assert!(
+        stderr.contains("available now: nats://, mqtt://"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("guest:guest"), "{stderr}");
 }

@@ -1,0 +1,334 @@
+//! `ruststream publish`, `request` and `subscribe` against the live MQTT server (Mosquitto)
+//! at 127.0.0.1:1883, on fresh topics each run: MQTT 5 by default, MQTT 3.1.1 with
+//! `?version=3.1.1`.
+//!
+//! When the server is not reachable the tests print SKIPPED, unless
+//! `RUSTSTREAM_REQUIRE_SERVERS=1` (scripts/test sets it), which makes them fail with how to
+//! start it.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
+use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
+use ruststream_mqtt::{Config, MqttBroker, Protocol};
+
+const CLI: &str = env!("CARGO_BIN_EXE_ruststream");
+const ADDRESS: &str = "127.0.0.1:1883";
+const URL: &str = "mqtt://127.0.0.1:1883";
+const URL_311: &str = "mqtt://127.0.0.1:1883?version=3.1.1";
+
+/// Whether Mosquitto is there; `false` (after printing SKIPPED) when it is not and that is
+/// allowed.
+fn mosquitto_available(test: &str) -> bool {
+    let reachable = std::net::TcpStream::connect_timeout(
+        &ADDRESS.parse().expect("an address"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if reachable {
+        return true;
+    }
+    if std::env::var("RUSTSTREAM_REQUIRE_SERVERS").is_ok_and(|value| value == "1") {
+        panic!(
+            "Mosquitto (MQTT) is not reachable at {ADDRESS} and RUSTSTREAM_REQUIRE_SERVERS=1: \
+             start it with `scripts/services mosquitto` (or \
+             `mosquitto -d -c /etc/mosquitto/mosquitto.conf`)"
+        );
+    }
+    eprintln!(
+        "SKIPPED {test}: no Mosquitto (MQTT) server at {ADDRESS} (start it with \
+         `scripts/services mosquitto`, or set RUSTSTREAM_REQUIRE_SERVERS=1 to fail instead)"
+    );
+    false
+}
+
+/// A topic no other run uses.
+fn fresh_topic(label: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("cli/{label}/{}/{nanos}", std::process::id())
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(CLI)
+        .args(args)
+        .output()
+        .expect("ruststream runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `ruststream subscribe URL TOPIC --count N`, returned once the server acknowledged the
+/// subscription (its status line).
+fn subscribe(url: &str, topic: &str, count: u64) -> Child {
+    let mut subscriber = Command::new(CLI)
+        .args(["subscribe", url, topic, "--count", &count.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ruststream runs");
+    let mut status = String::new();
+    BufReader::new(subscriber.stderr.take().expect("stderr"))
+        .read_line(&mut status)
+        .expect("a status line");
+    assert!(
+        status.contains(&format!("subscribed to `{topic}`")),
+        "{status}"
+    );
+    subscriber
+}
+
+/// The standard output of `child` once it has exited with success; fails if it has not
+/// within `limit` (killing it).
+fn wait_for_output(mut child: Child, limit: Duration) -> String {
+    use std::io::Read as _;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let seen = text(&reader.join().unwrap_or_default());
+            panic!("`ruststream subscribe` did not end within {limit:?}; it printed:\n{seen}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = text(&reader.join().expect("the reader thread"));
+    assert!(
+        status.success(),
+        "`ruststream subscribe` failed: {status}\n{stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn subscribe_prints_what_publish_sends_with_headers_on_mqtt_5() {
+    if !mosquitto_available("subscribe_prints_what_publish_sends_with_headers_on_mqtt_5") {
+        return;
+    }
+    let topic = fresh_topic("pubsub");
+    let subscriber = subscribe(URL, &topic, 3);
+
+    // The body as an argument, with headers (user properties) and a content type.
+    let sent = cli(&[
+        "publish",
+        URL,
+        &topic,
+        r#"{"id":1}"#,
+        "--header",
+        "trace-id=abc",
+        "-H",
+        "tenant=eu",
+        "--content-type",
+        "application/json",
+    ]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(
+        text(&sent.stderr).contains(&format!("published 8 bytes to `{topic}` on {URL}")),
+        "{}",
+        text(&sent.stderr)
+    );
+    // The body from a file.
+    let file = std::env::temp_dir().join(format!("{}.body", topic.replace('/', "-")));
+    std::fs::write(&file, "from a file").unwrap();
+    let sent = cli(&["publish", URL, &topic, "--file", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    // The body from standard input.
+    let mut publisher = Command::new(CLI)
+        .args(["publish", URL, &topic, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publisher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
+    let sent = publisher.wait_with_output().unwrap();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+
+    let stdout = wait_for_output(subscriber, Duration::from_secs(30));
+    assert!(
+        stdout.contains(&format!("--- {topic} (8 bytes)\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("trace-id: abc\n"), "{stdout}");
+    assert!(stdout.contains("tenant: eu\n"), "{stdout}");
+    assert!(
+        stdout.contains("content-type: application/json\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n{\"id\":1}\n"), "{stdout}");
+    assert!(stdout.contains("\nfrom a file\n"), "{stdout}");
+    assert!(stdout.contains("\nfrom stdin\n"), "{stdout}");
+}
+
+#[test]
+fn mqtt_3_1_1_publishes_and_subscribes_without_headers() {
+    if !mosquitto_available("mqtt_3_1_1_publishes_and_subscribes_without_headers") {
+        return;
+    }
+    let topic = fresh_topic("v311");
+    // A wildcard filter, as MQTT writes it.
+    let filter = format!("{}/+", topic);
+    let subscriber = subscribe(URL_311, &filter, 1);
+    let leaf = format!("{topic}/kitchen");
+    let sent = cli(&["publish", URL_311, &leaf, "21.5"]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let stdout = wait_for_output(subscriber, Duration::from_secs(30));
+    assert_eq!(stdout, format!("--- {leaf} (4 bytes)\n\n21.5\n\n"));
+
+    // MQTT 3.1.1 carries no headers, and has no request-reply: both are refused clearly.
+    let output = cli(&["publish", URL_311, &leaf, "x", "--header", "trace-id=1"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "publish to `{leaf}` on the MQTT broker at {URL_311}"
+        )),
+        "{stderr}"
+    );
+    let output = cli(&["request", URL_311, &leaf, "x", "--timeout", "1s"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("request-reply needs MQTT 5"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_prints_the_reply_on_mqtt_5() {
+    if !mosquitto_available("request_prints_the_reply_on_mqtt_5") {
+        return;
+    }
+    let topic = fresh_topic("request");
+    let responder_id = format!("cli-test-responder-{}", std::process::id());
+    let broker = MqttBroker::new(Config::new(Protocol::V5, "127.0.0.1", 1883, responder_id));
+    broker.connect().await.unwrap();
+    // Returns once the server acknowledged the subscription.
+    let mut requests = broker.subscribe(&topic).await.unwrap();
+    let responder = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let request = requests.next_message().await.unwrap().unwrap();
+            let asked = request
+                .headers()
+                .get_str("question")
+                .unwrap_or("")
+                .to_owned();
+            let body = format!("echo: {}", String::from_utf8_lossy(request.payload()));
+            let mut headers = Headers::new();
+            headers.insert("answered", asked);
+            if let Some(correlation) = request.headers().get("correlation-id") {
+                headers.insert("correlation-id", correlation.to_vec());
+            }
+            let reply_to = request
+                .reply_to()
+                .expect("an MQTT 5 request has a response topic")
+                .to_owned();
+            broker
+                .publish(OutgoingMessage::new(&reply_to, body.as_bytes()).with_headers(&headers))
+                .await
+                .unwrap();
+            request.ack().await.unwrap();
+        })
+    };
+
+    let topic_for_cli = topic.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "request",
+            URL,
+            &topic_for_cli,
+            "ping",
+            "--header",
+            "question=why",
+            "--timeout",
+            "5s",
+        ])
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), responder)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the request never reached the responder; ruststream said: {}",
+                text(&output.stderr)
+            )
+        })
+        .unwrap();
+    broker.shutdown().await.unwrap();
+
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "echo: ping\n");
+    assert!(
+        text(&output.stderr).contains("answered: why"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_request_nobody_answers_fails_naming_mqtt() {
+    if !mosquitto_available("a_request_nobody_answers_fails_naming_mqtt") {
+        return;
+    }
+    let topic = fresh_topic("unanswered");
+    let output = cli(&["request", URL, &topic, "ping", "--timeout", "500ms"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the request to `{topic}` on the MQTT broker at {URL} failed: no reply within"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_connection_failure_names_mqtt_and_the_address_but_not_the_password() {
+    // Port 9 (discard) on loopback: nothing listens there.
+    let output = cli(&["publish", "mqtt://orders:s3cret@127.0.0.1:9", "orders", "x"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect to the MQTT broker at mqtt://orders:***@127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Mosquitto"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_password_is_refused_without_printing_it() {
+    if !mosquitto_available("a_wrong_password_is_refused_without_printing_it") {
+        return;
+    }
+    // The shared Mosquitto may allow anonymous clients, and then accepts any password: only
+    // check that the password is never printed, whatever the outcome.
+    let topic = fresh_topic("password");
+    let output = cli(&[
+        "publish",
+        "mqtt://someone:hunter2-secret@127.0.0.1:1883",
+        &topic,
+        "x",
+    ]);
+    let printed = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(!printed.contains("hunter2-secret"), "{printed}");
+    assert!(printed.contains("someone:***@127.0.0.1:1883"), "{printed}");
+}
