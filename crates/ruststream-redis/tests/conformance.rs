@@ -1,0 +1,162 @@
+//! The conformance harness against the Redis server at 127.0.0.1:6379, once per
+//! subscription kind: Pub/Sub channels, Pub/Sub patterns, lists and streams with consumer
+//! groups. Each run uses keys under a prefix of its own and deletes them afterwards.
+
+mod support;
+
+use std::time::Duration;
+
+use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite};
+use ruststream_redis::{RedisBroker, RedisGlob, RedisPublisher, RedisSource};
+
+/// How long a pending stream entry, or a list consumer's silence, lasts before another
+/// consumer takes it over: shorter than the receive timeout, so an unsettled message
+/// comes back within it.
+const TAKE_OVER: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Channel,
+    Pattern,
+    List,
+    Stream,
+}
+
+struct Target {
+    url: String,
+    prefix: String,
+    kind: Kind,
+}
+
+impl ConformanceTarget for Target {
+    type Broker = RedisBroker;
+    type Source = RedisSource;
+    type Publisher = RedisPublisher;
+
+    fn capabilities(&self) -> Capabilities {
+        let base = Capabilities {
+            ordering: true,
+            header_order: true,
+            duplicate_headers: true,
+            max_payload: 1_000_000,
+            shutdown_timeout: Duration::from_secs(5),
+            check_timeout: Duration::from_secs(60),
+            ..Capabilities::baseline()
+        };
+        match self.kind {
+            // Pub/Sub: every subscriber gets every message; no groups, nothing kept.
+            Kind::Channel | Kind::Pattern => Capabilities {
+                fan_out: true,
+                competing_consumers: false,
+                durable: false,
+                receive_timeout: Duration::from_secs(5),
+                quiet_period: Duration::from_millis(300),
+                ..base
+            },
+            // A list is one queue: its consumers compete, and it outlives them.
+            Kind::List => Capabilities {
+                fan_out: false,
+                competing_consumers: true,
+                durable: true,
+                receive_timeout: Duration::from_secs(8),
+                quiet_period: Duration::from_millis(500),
+                nack_delay: Duration::from_secs(1),
+                ..base
+            },
+            // A group per fan-out subscriber; members of one group compete.
+            Kind::Stream => Capabilities {
+                fan_out: true,
+                competing_consumers: true,
+                durable: true,
+                receive_timeout: Duration::from_secs(8),
+                quiet_period: Duration::from_millis(500),
+                nack_delay: Duration::from_secs(1),
+                ..base
+            },
+        }
+    }
+
+    async fn broker(&self) -> RedisBroker {
+        RedisBroker::new(support::config(&self.url))
+    }
+
+    fn source(&self, name: &str, mode: Mode) -> RedisSource {
+        match (self.kind, mode) {
+            (Kind::Channel, _) => RedisSource::channel(name),
+            (Kind::Pattern, _) => RedisSource::pattern(RedisGlob::escape(name)),
+            (Kind::List, _) => RedisSource::list(name)
+                .visibility_timeout(TAKE_OVER)
+                .block(Duration::from_millis(200)),
+            (Kind::Stream, mode) => {
+                let group = match mode {
+                    Mode::Group(group) => group.to_owned(),
+                    Mode::FanOut => format!("fanout-{:x}", fastrand::u64(..)),
+                };
+                RedisSource::stream(name)
+                    .group(group)
+                    .claim_idle(TAKE_OVER)
+                    .block(Duration::from_millis(200))
+                    .count(32)
+            }
+        }
+    }
+
+    fn publisher(&self, broker: &RedisBroker) -> RedisPublisher {
+        match self.kind {
+            Kind::Channel | Kind::Pattern => broker.channels(),
+            Kind::List => broker.lists(),
+            Kind::Stream => broker.streams(),
+        }
+    }
+
+    fn fresh_name(&self, check: &str) -> String {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}:{check}:{n}", self.prefix)
+    }
+}
+
+fn assert_passed(report: &Report) {
+    eprintln!("{report}");
+    let (passed, failed, skipped) = report.counts();
+    assert_eq!(
+        failed, 0,
+        "{failed} check(s) failed ({passed} passed, {skipped} skipped):\n{report}"
+    );
+}
+
+async fn run(test: &str, kind: Kind) {
+    let Some(url) = support::shared_server(test).await else {
+        return;
+    };
+    let prefix = support::fresh_prefix(&format!("{kind:?}").to_lowercase());
+    let clean_up = support::clean_up(&url, &prefix);
+    let suite = Suite::new(Target { url, prefix, kind })
+        .with_batches()
+        .with_transactions()
+        .with_request_reply()
+        .with_describe_server();
+    let report = suite.run_report().await;
+    clean_up.run().await;
+    assert_passed(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_channels_pass_every_declared_suite() {
+    run("pubsub_channels_pass_every_declared_suite", Kind::Channel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_patterns_pass_every_declared_suite() {
+    run("pubsub_patterns_pass_every_declared_suite", Kind::Pattern).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_pass_every_declared_suite() {
+    run("lists_pass_every_declared_suite", Kind::List).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_with_groups_pass_every_declared_suite() {
+    run("streams_with_groups_pass_every_declared_suite", Kind::Stream).await;
+}
