@@ -15,9 +15,12 @@ impl DescribeServer for RedisBroker {
             return client.describe_server();
         }
         let url = redact_url(self.config().url());
-        let protocol = if url.starts_with("rediss://") { "rediss" } else { "redis" };
-        ServerSpec::from_url(Some(protocol), &url)
-            .with_description("Redis")
+        let protocol = if url.starts_with("rediss://") {
+            "rediss"
+        } else {
+            "redis"
+        };
+        ServerSpec::from_url(Some(protocol), &url).with_description("Redis")
     }
 }
 

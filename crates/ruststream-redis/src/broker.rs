@@ -243,10 +243,13 @@ impl Broker for RedisBroker {
         #[cfg(feature = "testing")]
         if let Some(client) = self.test_client() {
             self.inner.shutdown.trigger();
-            return client.shutdown().await.map_err(|error| RedisError::Receive {
-                name: "in-process".into(),
-                reason: error.to_string(),
-            });
+            return client
+                .shutdown()
+                .await
+                .map_err(|error| RedisError::Receive {
+                    name: "in-process".into(),
+                    reason: error.to_string(),
+                });
         }
         // Every subscriber stream watches the signal and ends; their tasks drop their
         // connections. Commands already sent complete on their own.

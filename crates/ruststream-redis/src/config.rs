@@ -174,7 +174,10 @@ mod tests {
         assert!(!shown.contains("urlpass"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
         let text = config.redact("failed at redis://alice:urlpass@cache with s3cret");
-        assert!(!text.contains("urlpass") && !text.contains("s3cret"), "{text}");
+        assert!(
+            !text.contains("urlpass") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 
     #[test]

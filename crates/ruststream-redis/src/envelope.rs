@@ -42,10 +42,7 @@ pub(crate) fn encode(
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&count.to_be_bytes());
-    let all = extra
-        .iter()
-        .copied()
-        .chain(headers.iter());
+    let all = extra.iter().copied().chain(headers.iter());
     for (name, value) in all {
         write_string(&mut out, name, name.as_bytes())?;
         write_string(&mut out, name, value)?;
@@ -152,7 +149,10 @@ mod tests {
         let value = encode(b"\x00\xffpayload", &[("correlation_id", b"c-1")], &headers).unwrap();
         let (payload, got) = decode(Bytes::from(value));
         assert_eq!(&payload[..], b"\x00\xffpayload");
-        let pairs: Vec<_> = got.iter().map(|(n, v)| (n.to_owned(), v.to_vec())).collect();
+        let pairs: Vec<_> = got
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_vec()))
+            .collect();
         assert_eq!(
             pairs,
             [
@@ -185,8 +185,9 @@ mod tests {
 
     #[test]
     fn reads_the_legacy_json_envelope_and_raw_values() {
-        let (payload, headers) =
-            decode(Bytes::from_static(br#"{"data":"hello","headers":{"k":"v"}}"#));
+        let (payload, headers) = decode(Bytes::from_static(
+            br#"{"data":"hello","headers":{"k":"v"}}"#,
+        ));
         assert_eq!(&payload[..], b"hello");
         assert_eq!(headers.get_str("k"), Some("v"));
         let (payload, headers) = decode(Bytes::from_static(b"plain"));

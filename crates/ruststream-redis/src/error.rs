@@ -9,7 +9,9 @@ pub enum RedisError {
     #[error("invalid Redis configuration: {0}")]
     Config(String),
     /// The connection to the server could not be established.
-    #[error("cannot connect to Redis at {url}: {reason}; check that the server runs and the URL, credentials and TLS settings are right")]
+    #[error(
+        "cannot connect to Redis at {url}: {reason}; check that the server runs and the URL, credentials and TLS settings are right"
+    )]
     Connect {
         /// The server URL, redacted.
         url: String,

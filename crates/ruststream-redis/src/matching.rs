@@ -108,7 +108,11 @@ fn class(pattern: &[u8], open: usize, byte: u8) -> Option<(bool, usize)> {
         }
         if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
             let high = pattern[i + 2];
-            let (a, b) = if low <= high { (low, high) } else { (high, low) };
+            let (a, b) = if low <= high {
+                (low, high)
+            } else {
+                (high, low)
+            };
             matched |= (a..=b).contains(&byte);
             i += 3;
         } else {
@@ -125,7 +129,10 @@ fn class(pattern: &[u8], open: usize, byte: u8) -> Option<(bool, usize)> {
 impl NameMatcher for RedisGlob {
     fn validate_pattern(&self, pattern: &str) -> Result<(), String> {
         if pattern.is_empty() {
-            return Err("the channel pattern is empty; give a channel name or a glob such as `orders.*`".into());
+            return Err(
+                "the channel pattern is empty; give a channel name or a glob such as `orders.*`"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -168,7 +175,10 @@ mod tests {
         assert!(RedisGlob.matches("[a-c]", "b"));
         assert!(RedisGlob.matches(r"\?", "?"));
         assert!(!RedisGlob.matches(r"\?", "a"));
-        assert!(!RedisGlob.matches("[ab", "a"), "an unclosed class matches nothing");
+        assert!(
+            !RedisGlob.matches("[ab", "a"),
+            "an unclosed class matches nothing"
+        );
     }
 
     #[test]

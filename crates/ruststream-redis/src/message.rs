@@ -187,8 +187,11 @@ async fn script(
         invocation.arg(*arg);
     }
     let timeout = broker.config().shutdown_timeout_value();
-    match tokio::time::timeout(timeout, invocation.invoke_async::<redis::Value>(&mut manager))
-        .await
+    match tokio::time::timeout(
+        timeout,
+        invocation.invoke_async::<redis::Value>(&mut manager),
+    )
+    .await
     {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(ack_error(broker, error)),

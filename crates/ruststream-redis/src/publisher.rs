@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use ruststream::{OutgoingMessage, Publisher, Reply, RequestReply, Transaction, TransactionalPublisher};
+use ruststream::{
+    OutgoingMessage, Publisher, Reply, RequestReply, Transaction, TransactionalPublisher,
+};
 
 use crate::message::{CORRELATION_ID, DATA_FIELD, REPLY_TO};
 use crate::{RedisBroker, RedisError, envelope};
@@ -117,14 +119,18 @@ impl RedisPublisher {
                 let mut cmd = redis::cmd("XADD");
                 cmd.arg(name);
                 if let Some((maxlen, approximate)) = self.maxlen {
-                    cmd.arg("MAXLEN").arg(if approximate { "~" } else { "=" }).arg(maxlen);
+                    cmd.arg("MAXLEN")
+                        .arg(if approximate { "~" } else { "=" })
+                        .arg(maxlen);
                 }
                 cmd.arg("*").arg(DATA_FIELD).arg(msg.payload());
                 for (header, value) in extra.iter().copied().chain(msg.headers().iter()) {
                     if header == DATA_FIELD {
                         return Err(RedisError::Header {
                             name: header.to_owned(),
-                            reason: format!("`{DATA_FIELD}` is the stream field of the payload; rename the header"),
+                            reason: format!(
+                                "`{DATA_FIELD}` is the stream field of the payload; rename the header"
+                            ),
                         });
                     }
                     cmd.arg(header).arg(value);
@@ -194,9 +200,8 @@ impl RedisPublisher {
         };
         match reply {
             Ok(Some(message)) => {
-                let (payload, headers) = envelope::decode(bytes::Bytes::copy_from_slice(
-                    message.get_payload_bytes(),
-                ));
+                let (payload, headers) =
+                    envelope::decode(bytes::Bytes::copy_from_slice(message.get_payload_bytes()));
                 Ok(Reply { payload, headers })
             }
             Ok(None) => Err(request_error("the reply connection closed".into())),
@@ -224,13 +229,21 @@ impl Publisher for RedisBroker {
 }
 
 impl RequestReply for RedisPublisher {
-    async fn request(&self, msg: OutgoingMessage<'_>, timeout: Duration) -> Result<Reply, RedisError> {
+    async fn request(
+        &self,
+        msg: OutgoingMessage<'_>,
+        timeout: Duration,
+    ) -> Result<Reply, RedisError> {
         RedisPublisher::request(self, msg, timeout).await
     }
 }
 
 impl RequestReply for RedisBroker {
-    async fn request(&self, msg: OutgoingMessage<'_>, timeout: Duration) -> Result<Reply, RedisError> {
+    async fn request(
+        &self,
+        msg: OutgoingMessage<'_>,
+        timeout: Duration,
+    ) -> Result<Reply, RedisError> {
         self.channels().request(msg, timeout).await
     }
 }

@@ -128,9 +128,7 @@ impl BatchSubscriber for RedisSubscriber {
                         ..
                     } = live;
                     batcher
-                        .next_batch(max_messages, max_wait, |cx| {
-                            poll_live(messages, watch, cx)
-                        })
+                        .next_batch(max_messages, max_wait, |cx| poll_live(messages, watch, cx))
                         .await
                 }
                 #[cfg(feature = "testing")]
@@ -569,7 +567,11 @@ fn parse_read(value: Value) -> Vec<Entry> {
             .flatten()
             .collect()
     } else {
-        streams.into_iter().nth(1).map(parse_entries).unwrap_or_default()
+        streams
+            .into_iter()
+            .nth(1)
+            .map(parse_entries)
+            .unwrap_or_default()
     }
 }
 
@@ -709,9 +711,11 @@ impl StreamReader {
                         self.connection = connection;
                     }
                     if error.code() == Some("NOGROUP")
-                        && let (Some(shared), Ok(mut manager)) = (&self.shared, self.broker.manager())
+                        && let (Some(shared), Ok(mut manager)) =
+                            (&self.shared, self.broker.manager())
                     {
-                        let _ = create_group(&mut manager, &shared.stream, &shared.group, "0").await;
+                        let _ =
+                            create_group(&mut manager, &shared.stream, &shared.group, "0").await;
                     }
                 }
             }
@@ -719,7 +723,9 @@ impl StreamReader {
     }
 
     /// The next entries (fields, id, delivery count), at most `count`.
-    async fn read(&mut self) -> Result<Vec<(Vec<(String, Bytes)>, String, u32)>, redis::RedisError> {
+    async fn read(
+        &mut self,
+    ) -> Result<Vec<(Vec<(String, Bytes)>, String, u32)>, redis::RedisError> {
         let Some(shared) = self.shared.clone() else {
             let reply: Value = redis::cmd("XREAD")
                 .arg("COUNT")
@@ -735,10 +741,15 @@ impl StreamReader {
             if let Some((id, _)) = entries.last() {
                 self.last_id.clone_from(id);
             }
-            return Ok(entries.into_iter().map(|(id, fields)| (fields, id, 1)).collect());
+            return Ok(entries
+                .into_iter()
+                .map(|(id, fields)| (fields, id, 1))
+                .collect());
         };
-        let claim_every = (shared.claim_idle / 4).clamp(Duration::from_millis(50), self.source.block);
-        if shared.requeued.swap(false, Ordering::AcqRel) || self.last_claim.elapsed() >= claim_every {
+        let claim_every =
+            (shared.claim_idle / 4).clamp(Duration::from_millis(50), self.source.block);
+        if shared.requeued.swap(false, Ordering::AcqRel) || self.last_claim.elapsed() >= claim_every
+        {
             self.last_claim = tokio::time::Instant::now();
             let claimed = self.claim(&shared).await?;
             if !claimed.is_empty() {
@@ -781,7 +792,11 @@ impl StreamReader {
             .arg(self.source.count)
             .query_async(&mut self.connection)
             .await?;
-        let entries = items(reply).into_iter().nth(1).map(parse_entries).unwrap_or_default();
+        let entries = items(reply)
+            .into_iter()
+            .nth(1)
+            .map(parse_entries)
+            .unwrap_or_default();
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -858,7 +873,10 @@ impl StreamReader {
             .arg(id)
             .arg("x-dead-letter-deliveries")
             .arg(deliveries);
-        pipe.cmd("XACK").arg(&shared.stream).arg(&shared.group).arg(id);
+        pipe.cmd("XACK")
+            .arg(&shared.stream)
+            .arg(&shared.group)
+            .arg(id);
         pipe.query_async::<Value>(&mut self.connection).await?;
         tracing::warn!(stream = %shared.stream, %id, deliveries, dead_letter = %target, "Redis stream entry delivered too often; moved to the dead-letter stream");
         Ok(())

@@ -37,7 +37,10 @@ use crate::{RedisBroker, RedisError, RedisGlob, RedisSource};
 
 /// A [`TestClient`] routing by Redis glob rules.
 pub fn test_client() -> TestClient {
-    TestClient::new(RedisGlob).with_server(ServerSpec::from_url(Some("redis"), "redis://localhost:6379"))
+    TestClient::new(RedisGlob).with_server(ServerSpec::from_url(
+        Some("redis"),
+        "redis://localhost:6379",
+    ))
 }
 
 impl RedisBroker {
@@ -92,7 +95,10 @@ pub(crate) async fn subscribe(
         })
 }
 
-pub(crate) async fn publish(client: &TestClient, msg: OutgoingMessage<'_>) -> Result<(), RedisError> {
+pub(crate) async fn publish(
+    client: &TestClient,
+    msg: OutgoingMessage<'_>,
+) -> Result<(), RedisError> {
     let name = msg.name().to_owned();
     client
         .publish(msg)

@@ -158,5 +158,9 @@ async fn lists_pass_every_declared_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_with_groups_pass_every_declared_suite() {
-    run("streams_with_groups_pass_every_declared_suite", Kind::Stream).await;
+    run(
+        "streams_with_groups_pass_every_declared_suite",
+        Kind::Stream,
+    )
+    .await;
 }

@@ -51,7 +51,10 @@ pub async fn delete_keys(url: &str, prefix: &str) {
             .await;
         let Ok((next, keys)) = scanned else { return };
         if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await;
+            let _: Result<i64, _> = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut connection)
+                .await;
         }
         if next == 0 {
             return;
