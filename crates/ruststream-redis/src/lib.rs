@@ -13,6 +13,8 @@
 //! channels and lists (see `docs/brokers/redis.md`), so a FastStream service reads what
 //! this crate publishes and the reverse.
 //!
+//! See `docs/brokers/redis.md` for the whole guide.
+//!
 //! ```no_run
 //! use ruststream::prelude::*;
 //! use ruststream::SubscriptionSource;
@@ -54,3 +56,8 @@ pub use source::{Kind, RedisSource, StartFrom};
 pub use subscriber::RedisSubscriber;
 #[cfg(feature = "testing")]
 pub use testing::test_client;
+
+/// The crate's page of docs, compiled so its examples stay true.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../../docs/brokers/redis.md")]
+struct RedisGuide;
