@@ -161,14 +161,48 @@ fn ack_error(broker: &RedisBroker, error: redis::RedisError) -> AckError {
     AckError::Transport(broker.redact(error).into())
 }
 
-async fn run(broker: &RedisBroker, cmd: redis::Cmd) -> Result<(), AckError> {
-    let mut manager: ConnectionManager = broker.manager().map_err(|_| AckError::Closed)?;
+/// Whether a settlement that failed with `error` may be sent again: the connection broke
+/// (a server restart), and every settlement command is safe to repeat (`XACK`, `LREM 1`,
+/// and the scripts, which move an element only if it is still in the in-flight list).
+fn worth_retrying(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+}
+
+/// Runs a settlement, retrying it while the connection recovers, within the config's
+/// `shutdown_timeout`.
+async fn settle_with<F, Fut>(broker: &RedisBroker, mut attempt: F) -> Result<(), AckError>
+where
+    F: FnMut(ConnectionManager) -> Fut,
+    Fut: std::future::Future<Output = Result<redis::Value, redis::RedisError>>,
+{
     let timeout = broker.config().shutdown_timeout_value();
-    match tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut manager)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(ack_error(broker, error)),
-        Err(_) => Err(AckError::Timeout(timeout)),
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let manager: ConnectionManager = broker.manager().map_err(|_| AckError::Closed)?;
+        match tokio::time::timeout_at(deadline, attempt(manager)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(error))
+                if worth_retrying(&error) && tokio::time::Instant::now() + delay < deadline =>
+            {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Ok(Err(error)) => return Err(ack_error(broker, error)),
+            Err(_) => return Err(AckError::Timeout(timeout)),
+        }
     }
+}
+
+async fn run(broker: &RedisBroker, cmd: redis::Cmd) -> Result<(), AckError> {
+    settle_with(broker, |mut manager| {
+        let cmd = cmd.clone();
+        async move { cmd.query_async::<redis::Value>(&mut manager).await }
+    })
+    .await
 }
 
 async fn script(
@@ -177,7 +211,6 @@ async fn script(
     keys: &[&str],
     args: &[&[u8]],
 ) -> Result<(), AckError> {
-    let mut manager = broker.manager().map_err(|_| AckError::Closed)?;
     let script = redis::Script::new(source);
     let mut invocation = script.prepare_invoke();
     for key in keys {
@@ -186,17 +219,11 @@ async fn script(
     for arg in args {
         invocation.arg(*arg);
     }
-    let timeout = broker.config().shutdown_timeout_value();
-    match tokio::time::timeout(
-        timeout,
-        invocation.invoke_async::<redis::Value>(&mut manager),
-    )
+    let invocation = &invocation;
+    settle_with(broker, |mut manager| async move {
+        invocation.invoke_async::<redis::Value>(&mut manager).await
+    })
     .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(ack_error(broker, error)),
-        Err(_) => Err(AckError::Timeout(timeout)),
-    }
 }
 
 impl ListEntry {

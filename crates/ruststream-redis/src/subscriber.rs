@@ -223,7 +223,7 @@ fn subscribe_error(broker: &RedisBroker, name: &str, error: impl std::fmt::Displ
 
 /// How long to wait before reconnecting after `attempt` failures in a row.
 fn reconnect_delay(attempt: u32) -> Duration {
-    Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).delay(attempt)
+    Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2)).delay(attempt)
 }
 
 // ---------------------------------------------------------------------------------------

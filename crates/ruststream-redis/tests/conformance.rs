@@ -4,9 +4,11 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite};
+use ruststream::kit::live::ServerProcess;
 use ruststream_redis::{RedisBroker, RedisGlob, RedisPublisher, RedisSource};
 
 /// How long a pending stream entry, or a list consumer's silence, lasts before another
@@ -26,6 +28,8 @@ struct Target {
     url: String,
     prefix: String,
     kind: Kind,
+    /// A private server this test can restart, and its password.
+    private: Option<(Arc<ServerProcess>, String)>,
 }
 
 impl ConformanceTarget for Target {
@@ -41,6 +45,9 @@ impl ConformanceTarget for Target {
             max_payload: 1_000_000,
             shutdown_timeout: Duration::from_secs(5),
             check_timeout: Duration::from_secs(60),
+            // Only on a private server with an append-only file synced on every write.
+            server_restart: self.private.is_some()
+                && matches!(self.kind, Kind::List | Kind::Stream),
             ..Capabilities::baseline()
         };
         match self.kind {
@@ -77,7 +84,11 @@ impl ConformanceTarget for Target {
     }
 
     async fn broker(&self) -> RedisBroker {
-        RedisBroker::new(support::config(&self.url))
+        let config = support::config(&self.url);
+        RedisBroker::new(match &self.private {
+            Some((_, password)) => config.password(password.as_str()),
+            None => config,
+        })
     }
 
     fn source(&self, name: &str, mode: Mode) -> RedisSource {
@@ -114,6 +125,24 @@ impl ConformanceTarget for Target {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("{}:{check}:{n}", self.prefix)
     }
+
+    async fn restart_server(&self) -> Result<bool, String> {
+        match &self.private {
+            Some((server, _)) => {
+                // SIGKILL: with `appendfsync always` every write Redis answered is on disk.
+                server.restart().await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn credentials(&self) -> Vec<String> {
+        self.private
+            .iter()
+            .map(|(_, password)| password.clone())
+            .collect()
+    }
 }
 
 fn assert_passed(report: &Report) {
@@ -131,11 +160,16 @@ async fn run(test: &str, kind: Kind) {
     };
     let prefix = support::fresh_prefix(&format!("{kind:?}").to_lowercase());
     let clean_up = support::clean_up(&url, &prefix);
-    let suite = Suite::new(Target { url, prefix, kind })
-        .with_batches()
-        .with_transactions()
-        .with_request_reply()
-        .with_describe_server();
+    let suite = Suite::new(Target {
+        url,
+        prefix,
+        kind,
+        private: None,
+    })
+    .with_batches()
+    .with_transactions()
+    .with_request_reply()
+    .with_describe_server();
     let report = suite.run_report().await;
     clean_up.run().await;
     assert_passed(&report);
@@ -163,4 +197,59 @@ async fn streams_with_groups_pass_every_declared_suite() {
         Kind::Stream,
     )
     .await;
+}
+
+/// A `redis-server` of the test's own, with a password and an append-only file synced on
+/// every write: a SIGKILL of the server during the checks loses no acknowledged publish,
+/// and no description or error shows the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_server_loses_nothing_on_lists_and_streams() {
+    let test = "a_killed_and_restarted_server_loses_nothing_on_lists_and_streams";
+    const PASSWORD: &str = "pr1vate-pa55";
+    let Some(server) = ServerProcess::start(test, "/usr/bin/redis-server", |port, dir| {
+        [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            PASSWORD,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+            "--dir",
+        ]
+        .map(Into::into)
+        .into_iter()
+        .chain([dir.as_os_str().to_owned()])
+        .collect()
+    })
+    .await
+    else {
+        return;
+    };
+    let server = Arc::new(server);
+    let url = format!("redis://{}", server.address());
+    for kind in [Kind::List, Kind::Stream] {
+        let report = Suite::new(Target {
+            url: url.clone(),
+            prefix: support::fresh_prefix("restart"),
+            kind,
+            private: Some((Arc::clone(&server), PASSWORD.to_owned())),
+        })
+        .with_describe_server()
+        .only("server_restart,no_credentials,publish_after_shutdown,ack_consumes")
+        .run_report()
+        .await;
+        assert_passed(&report);
+        assert!(
+            report
+                .to_string()
+                .contains("PASS server_restart_loses_nothing"),
+            "{kind:?}: {report}"
+        );
+    }
 }
