@@ -89,6 +89,14 @@ pub(crate) struct StreamEntry {
     pub(crate) id: String,
 }
 
+impl Drop for StreamEntry {
+    /// Settled or not, the entry is no longer in hand: unsettled, it goes idle and is
+    /// claimed again after `claim_idle`.
+    fn drop(&mut self) {
+        self.shared.release(&self.id);
+    }
+}
+
 /// What the messages of one stream subscription share.
 pub(crate) struct StreamShared {
     pub(crate) broker: RedisBroker,
@@ -98,6 +106,42 @@ pub(crate) struct StreamShared {
     pub(crate) claim_idle: Duration,
     /// Set by a requeue, so the subscription claims again without waiting.
     pub(crate) requeued: AtomicBool,
+    /// The ids of the entries delivered and not yet settled: the subscription keeps them
+    /// from going idle (`XCLAIM .. JUSTID`), so no other consumer claims an entry that a
+    /// live consumer holds, however long its handler takes.
+    pub(crate) in_hand: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl StreamShared {
+    pub(crate) fn hold(&self, id: &str) {
+        self.in_hand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned());
+    }
+
+    pub(crate) fn release(&self, id: &str) {
+        self.in_hand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
+
+    pub(crate) fn holds(&self, id: &str) -> bool {
+        self.in_hand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
+    }
+
+    pub(crate) fn held(&self) -> Vec<String> {
+        self.in_hand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for StreamShared {
@@ -270,6 +314,7 @@ impl StreamEntry {
     /// has passed (`JUSTID`: the claim itself does not count as a delivery).
     async fn claim_again_after(self, delay: Duration) -> Result<(), AckError> {
         let shared = &self.shared;
+        shared.release(&self.id);
         let idle = shared.claim_idle.saturating_sub(delay);
         let mut cmd = redis::cmd("XCLAIM");
         cmd.arg(&shared.stream)

@@ -607,6 +607,7 @@ struct StreamReader {
     /// The last id read, without a group.
     last_id: String,
     last_claim: tokio::time::Instant,
+    last_keep_alive: tokio::time::Instant,
 }
 
 impl StreamReader {
@@ -625,6 +626,7 @@ impl StreamReader {
                     consumer: source.consumer.clone().unwrap_or_else(random_consumer),
                     claim_idle: source.claim_idle,
                     requeued: false.into(),
+                    in_hand: std::sync::Mutex::default(),
                 }))
             }
             None => None,
@@ -657,6 +659,7 @@ impl StreamReader {
             shared,
             last_id,
             last_claim: tokio::time::Instant::now() - Duration::from_secs(3600),
+            last_keep_alive: tokio::time::Instant::now(),
         })
     }
 
@@ -665,12 +668,20 @@ impl StreamReader {
         let broker = self.broker.clone();
         let mut failures = 0;
         loop {
-            let permits = tokio::select! {
-                () = broker.inner.shutdown.triggered() => return,
-                permits = tx.reserve_many(self.source.count) => match permits {
-                    Ok(permits) => permits,
-                    Err(_) => return,
-                },
+            // Wait for room in the channel, keeping what is in hand from going idle.
+            let permits = loop {
+                tokio::select! {
+                    () = broker.inner.shutdown.triggered() => return,
+                    permits = tx.reserve_many(self.source.count) => match permits {
+                        Ok(permits) => break permits,
+                        Err(_) => return,
+                    },
+                    () = tokio::time::sleep(self.keep_alive_every()) => {
+                        if let Err(error) = self.keep_alive().await {
+                            tracing::debug!(error = %broker.redact(&error), "Redis stream keep-alive failed");
+                        }
+                    }
+                }
             };
             let read = tokio::select! {
                 () = broker.inner.shutdown.triggered() => return,
@@ -682,13 +693,16 @@ impl StreamReader {
                     for (permit, (fields, id, deliveries)) in permits.zip(messages) {
                         let (payload, headers) = entry_message(fields);
                         let (settle, redelivery) = match &self.shared {
-                            Some(shared) => (
-                                Settle::Stream(Box::new(StreamEntry {
-                                    shared: Arc::clone(shared),
-                                    id,
-                                })),
-                                Some(deliveries.saturating_sub(1)),
-                            ),
+                            Some(shared) => {
+                                shared.hold(&id);
+                                (
+                                    Settle::Stream(Box::new(StreamEntry {
+                                        shared: Arc::clone(shared),
+                                        id,
+                                    })),
+                                    Some(deliveries.saturating_sub(1)),
+                                )
+                            }
                             None => (Settle::AtMostOnce, None),
                         };
                         permit.send(Ok(live_message(
@@ -720,6 +734,32 @@ impl StreamReader {
                 }
             }
         }
+    }
+
+    /// How often the entries in hand are kept from going idle: well within `claim_idle`.
+    fn keep_alive_every(&self) -> Duration {
+        (self.source.claim_idle / 3).max(Duration::from_millis(20))
+    }
+
+    /// Resets the idle time of every entry in hand (`XCLAIM .. 0 .. JUSTID`: no delivery
+    /// is counted), so only a consumer that stopped is claimed from.
+    async fn keep_alive(&mut self) -> Result<(), redis::RedisError> {
+        self.last_keep_alive = tokio::time::Instant::now();
+        let Some(shared) = self.shared.clone() else {
+            return Ok(());
+        };
+        let held = shared.held();
+        for ids in held.chunks(256) {
+            let mut cmd = redis::cmd("XCLAIM");
+            cmd.arg(&shared.stream)
+                .arg(&shared.group)
+                .arg(&shared.consumer)
+                .arg(0)
+                .arg(ids)
+                .arg("JUSTID");
+            cmd.query_async::<Value>(&mut self.connection).await?;
+        }
+        Ok(())
     }
 
     /// The next entries (fields, id, delivery count), at most `count`.
@@ -756,7 +796,11 @@ impl StreamReader {
                 return Ok(claimed);
             }
         }
-        let block = self.source.block.min(claim_every);
+        let block = self
+            .source
+            .block
+            .min(claim_every)
+            .min(self.keep_alive_every());
         let reply: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&shared.group)
@@ -803,6 +847,10 @@ impl StreamReader {
         let counts = self.delivery_counts(shared, &entries).await?;
         let mut out = Vec::with_capacity(entries.len());
         for (id, fields) in entries {
+            if shared.holds(&id) {
+                // Ours, in hand: claimed only because a keep-alive came late.
+                continue;
+            }
             let deliveries = counts
                 .iter()
                 .find(|(pending, _)| *pending == id)
