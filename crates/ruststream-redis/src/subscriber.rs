@@ -31,6 +31,7 @@ type Item = Result<RedisMessage, RedisError>;
 pub struct RedisSubscriber {
     inner: SubscriberInner,
     capabilities: Capabilities,
+    name: String,
 }
 
 enum SubscriberInner {
@@ -49,6 +50,7 @@ struct LiveSubscriber {
 impl std::fmt::Debug for RedisSubscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSubscriber")
+            .field("name", &self.name)
             .field("capabilities", &self.capabilities)
             .finish_non_exhaustive()
     }
@@ -182,6 +184,7 @@ pub(crate) async fn open(
         return crate::testing::subscribe(client, &source)
             .await
             .map(|subscriber| RedisSubscriber {
+                name: source.name.clone(),
                 capabilities: subscriber.capabilities(),
                 inner: SubscriberInner::InProcess(subscriber),
             });
@@ -189,6 +192,7 @@ pub(crate) async fn open(
     broker.manager()?;
     let capacity = source.count.max(1);
     let (tx, rx) = mpsc::channel(capacity);
+    let name = source.name.clone();
     let task = match source.kind {
         Kind::Channel | Kind::Pattern => {
             let pubsub = subscribe_pubsub(broker, &source).await?;
@@ -211,6 +215,7 @@ pub(crate) async fn open(
             _task: AbortOnDrop(task),
         }),
         capabilities,
+        name,
     })
 }
 

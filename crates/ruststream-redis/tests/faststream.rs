@@ -22,7 +22,7 @@ fn faststream_python() -> PathBuf {
 async fn next(subscriber: &mut RedisSubscriber) -> RedisMessage {
     tokio::time::timeout(Duration::from_secs(20), subscriber.next_message())
         .await
-        .expect("a message within 20 s")
+        .unwrap_or_else(|_| panic!("no message within 20 s on {subscriber:?}"))
         .expect("the stream is open")
         .expect("no error")
 }
@@ -61,12 +61,15 @@ async fn a_faststream_service_and_ours_understand_each_other() {
     let broker = RedisBroker::new(support::config(&url));
     broker.connect().await.unwrap();
     let to_rs = format!("{prefix}:to-rs");
-    let mut channel = RedisSource::channel(&to_rs)
+    let mut channel = RedisSource::channel(format!("{to_rs}-channel"))
         .subscribe(&broker)
         .await
         .unwrap();
-    let mut list = RedisSource::list(&to_rs).subscribe(&broker).await.unwrap();
-    let mut stream = RedisSource::stream(&to_rs)
+    let mut list = RedisSource::list(format!("{to_rs}-list"))
+        .subscribe(&broker)
+        .await
+        .unwrap();
+    let mut stream = RedisSource::stream(format!("{to_rs}-stream"))
         .group("rs")
         .subscribe(&broker)
         .await
@@ -147,23 +150,18 @@ async fn a_faststream_service_and_ours_understand_each_other() {
     headers.insert("correlation_id", "cid-rs");
     headers.insert("content-type", "text/plain");
     headers.insert("x-tenant", "us");
-    let message =
-        |body: &'static str| OutgoingMessage::new(&to_fs, body.as_bytes()).with_headers(&headers);
-    broker
-        .channels()
-        .publish(message("from rs channel"))
-        .await
-        .unwrap();
-    broker
-        .lists()
-        .publish(message("from rs list"))
-        .await
-        .unwrap();
-    broker
-        .streams()
-        .publish(message("from rs stream"))
-        .await
-        .unwrap();
+    for (publisher, kind) in [
+        (broker.channels(), "channel"),
+        (broker.lists(), "list"),
+        (broker.streams(), "stream"),
+    ] {
+        let name = format!("{to_fs}-{kind}");
+        let body = format!("from rs {kind}");
+        publisher
+            .publish(OutgoingMessage::new(&name, body.as_bytes()).with_headers(&headers))
+            .await
+            .unwrap();
+    }
     let mut got = Vec::new();
     for _ in 0..3 {
         got.push(report(&mut reports).await);
