@@ -138,7 +138,7 @@ impl RedisBroker {
         let config = &self.inner.config;
         let info = config.connection_info().map_err(RedisError::Config)?;
         let tls = config.tls_settings();
-        if tls.is_configured() && !tls.roots().is_empty() || tls.client().is_some() {
+        if !tls.roots().is_empty() || tls.client().is_some() {
             return build_with_certificates(config, info);
         }
         if tls.is_required() && !config.url().starts_with("rediss://") {
@@ -162,9 +162,16 @@ fn build_with_certificates(
             RedisError::Config(format!("cannot read TLS file {}: {error}", path.display()))
         })
     };
-    let root_cert = match tls.roots().first() {
-        Some(path) => Some(read(path)?),
-        None => None,
+    // Several root files make one PEM bundle.
+    let root_cert = if tls.roots().is_empty() {
+        None
+    } else {
+        let mut bundle = Vec::new();
+        for path in tls.roots() {
+            bundle.extend(read(path)?);
+            bundle.push(b'\n');
+        }
+        Some(bundle)
     };
     let client_tls = match tls.client() {
         Some((cert, key)) => Some(redis::ClientTlsConfig {
