@@ -83,30 +83,27 @@ impl Subscriber for RedisSubscriber {
     type Message = RedisMessage;
     type Error = RedisError;
 
+    #[cfg(not(feature = "testing"))]
     fn stream(&mut self) -> impl Stream<Item = Item> + Send + '_ {
-        futures::stream::poll_fn(move |cx| match &mut self.inner {
-            SubscriberInner::Live(live) => {
-                let LiveSubscriber {
-                    messages,
-                    batcher,
-                    watch,
-                    ..
-                } = live;
-                batcher.poll_next(cx, |cx| poll_live(messages, watch, cx))
-            }
+        let SubscriberInner::Live(live) = &mut self.inner;
+        live_stream(live)
+    }
+
+    #[cfg(feature = "testing")]
+    fn stream(&mut self) -> impl Stream<Item = Item> + Send + '_ {
+        match &mut self.inner {
+            SubscriberInner::Live(live) => live_stream(live).left_stream(),
             #[cfg(feature = "testing")]
-            SubscriberInner::InProcess(subscriber) => {
-                let mut stream = std::pin::pin!(subscriber.stream());
-                stream.poll_next_unpin(cx).map(|item| {
-                    item.map(|message| match message {
-                        Ok(message) => Ok(RedisMessage {
-                            inner: Inner::InProcess(message),
-                        }),
-                        Err(never) => match never {},
-                    })
+            SubscriberInner::InProcess(subscriber) => subscriber
+                .stream()
+                .map(|message| match message {
+                    Ok(message) => Ok(RedisMessage {
+                        inner: Inner::InProcess(message),
+                    }),
+                    Err(never) => match never {},
                 })
-            }
-        })
+                .right_stream(),
+        }
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -114,41 +111,73 @@ impl Subscriber for RedisSubscriber {
     }
 }
 
+/// The message stream of a live subscription: held messages of an interrupted batch
+/// first, then the channel, ending at shutdown.
+fn live_stream(live: &mut LiveSubscriber) -> impl Stream<Item = Item> + Send + '_ {
+    futures::stream::poll_fn(move |cx| {
+        let LiveSubscriber {
+            messages,
+            batcher,
+            watch,
+            ..
+        } = &mut *live;
+        batcher.poll_next(cx, |cx| poll_live(messages, watch, cx))
+    })
+}
+
+/// The batches of a live subscription, gathered by its `Batcher`.
+fn live_batches(
+    live: &mut LiveSubscriber,
+    max_messages: usize,
+    max_wait: Duration,
+) -> impl Stream<Item = Result<Vec<RedisMessage>, RedisError>> + Send + '_ {
+    futures::stream::unfold(live, move |live| async move {
+        let LiveSubscriber {
+            messages,
+            batcher,
+            watch,
+            ..
+        } = &mut *live;
+        let batch = batcher
+            .next_batch(max_messages, max_wait, |cx| poll_live(messages, watch, cx))
+            .await;
+        batch.map(|batch| (batch, live))
+    })
+}
+
 impl BatchSubscriber for RedisSubscriber {
+    #[cfg(not(feature = "testing"))]
     fn batches(
         &mut self,
         max_messages: usize,
         max_wait: Duration,
     ) -> impl Stream<Item = Result<Vec<RedisMessage>, RedisError>> + Send + '_ {
-        futures::stream::unfold(self, move |subscriber| async move {
-            let batch = match &mut subscriber.inner {
-                SubscriberInner::Live(live) => {
-                    let LiveSubscriber {
-                        messages,
-                        batcher,
-                        watch,
-                        ..
-                    } = live;
-                    batcher
-                        .next_batch(max_messages, max_wait, |cx| poll_live(messages, watch, cx))
-                        .await
-                }
-                #[cfg(feature = "testing")]
-                SubscriberInner::InProcess(test) => {
-                    let mut batches = std::pin::pin!(test.batches(max_messages, max_wait));
-                    batches.next().await.map(|batch| match batch {
-                        Ok(messages) => Ok(messages
-                            .into_iter()
-                            .map(|message| RedisMessage {
-                                inner: Inner::InProcess(message),
-                            })
-                            .collect()),
-                        Err(never) => match never {},
-                    })
-                }
-            };
-            batch.map(|batch| (batch, subscriber))
-        })
+        let SubscriberInner::Live(live) = &mut self.inner;
+        live_batches(live, max_messages, max_wait)
+    }
+
+    #[cfg(feature = "testing")]
+    fn batches(
+        &mut self,
+        max_messages: usize,
+        max_wait: Duration,
+    ) -> impl Stream<Item = Result<Vec<RedisMessage>, RedisError>> + Send + '_ {
+        match &mut self.inner {
+            SubscriberInner::Live(live) => live_batches(live, max_messages, max_wait).left_stream(),
+            #[cfg(feature = "testing")]
+            SubscriberInner::InProcess(test) => test
+                .batches(max_messages, max_wait)
+                .map(|batch| match batch {
+                    Ok(messages) => Ok(messages
+                        .into_iter()
+                        .map(|message| RedisMessage {
+                            inner: Inner::InProcess(message),
+                        })
+                        .collect()),
+                    Err(never) => match never {},
+                })
+                .right_stream(),
+        }
     }
 }
 
