@@ -2,8 +2,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 use ruststream::kit::Shutdown;
 use ruststream::{Broker, Subscribe};
 
@@ -21,10 +24,56 @@ pub struct RedisBroker {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A connection to one server (shared or of its own) or to a cluster; what every
+/// command of the crate goes through.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// The shared, reconnecting connection to one server.
+    Manager(ConnectionManager),
+    /// A connection of its own to one server, for blocking reads.
+    Own(MultiplexedConnection),
+    /// A cluster connection: each command to the node of its key's slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Manager(connection) => connection.req_packed_command(cmd),
+            Self::Own(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Manager(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Own(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Manager(connection) => connection.get_db(),
+            Self::Own(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) config: Config,
+    /// One server's client: commands, and Pub/Sub (the first node of a cluster).
     client: OnceLock<Client>,
-    manager: OnceLock<ConnectionManager>,
+    /// The cluster's client for blocking reads, when the config names a cluster.
+    blocking_cluster: OnceLock<redis::cluster::ClusterClient>,
+    manager: OnceLock<Conn>,
     connecting: tokio::sync::Mutex<()>,
     pub(crate) shutdown: Shutdown,
     #[cfg(feature = "testing")]
@@ -38,6 +87,7 @@ impl RedisBroker {
             inner: Arc::new(Inner {
                 config,
                 client: OnceLock::new(),
+                blocking_cluster: OnceLock::new(),
                 manager: OnceLock::new(),
                 connecting: tokio::sync::Mutex::new(()),
                 shutdown: Shutdown::new(),
@@ -68,6 +118,7 @@ impl RedisBroker {
             inner: Arc::new(Inner {
                 config: Config::new("redis://in-process"),
                 client: OnceLock::new(),
+                blocking_cluster: OnceLock::new(),
                 manager: OnceLock::new(),
                 connecting: tokio::sync::Mutex::new(()),
                 shutdown: Shutdown::new(),
@@ -77,7 +128,7 @@ impl RedisBroker {
     }
 
     /// The shared command connection; an error before `connect` or after `shutdown`.
-    pub(crate) fn manager(&self) -> Result<ConnectionManager, RedisError> {
+    pub(crate) fn manager(&self) -> Result<Conn, RedisError> {
         if self.inner.shutdown.is_triggered() {
             return Err(RedisError::Closed);
         }
@@ -89,7 +140,17 @@ impl RedisBroker {
     }
 
     /// A connection of its own, for a command that blocks (no response timeout).
-    pub(crate) async fn dedicated(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub(crate) async fn dedicated(&self) -> Result<Conn, RedisError> {
+        if let Some(cluster) = self.inner.blocking_cluster.get() {
+            if self.inner.shutdown.is_triggered() {
+                return Err(RedisError::Closed);
+            }
+            return cluster
+                .get_async_connection()
+                .await
+                .map(Conn::Cluster)
+                .map_err(|error| self.connect_error(error));
+        }
         let client = self.client()?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.inner.config.connect_timeout_value()))
@@ -97,6 +158,7 @@ impl RedisBroker {
         client
             .get_multiplexed_async_connection_with_config(&config)
             .await
+            .map(Conn::Own)
             .map_err(|error| self.connect_error(error))
     }
 
@@ -230,6 +292,23 @@ impl Broker for RedisBroker {
         }
         let client = self.build_client()?;
         let config = &self.inner.config;
+        if !config.cluster_nodes().is_empty() {
+            let commands = config
+                .cluster_client(Some(config.response_timeout_value()))
+                .map_err(RedisError::Config)?;
+            let blocking = config.cluster_client(None).map_err(RedisError::Config)?;
+            let connection = tokio::time::timeout(
+                config.connect_timeout_value() * 2,
+                commands.get_async_connection(),
+            )
+            .await
+            .map_err(|_| self.connect_error("timed out"))?
+            .map_err(|error| self.connect_error(error))?;
+            let _ = self.inner.client.set(client);
+            let _ = self.inner.blocking_cluster.set(blocking);
+            let _ = self.inner.manager.set(Conn::Cluster(connection));
+            return Ok(());
+        }
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout_value()))
             .set_response_timeout(Some(config.response_timeout_value()))
@@ -242,7 +321,7 @@ impl Broker for RedisBroker {
         .map_err(|_| self.connect_error("timed out"))?
         .map_err(|error| self.connect_error(error))?;
         let _ = self.inner.client.set(client);
-        let _ = self.inner.manager.set(manager);
+        let _ = self.inner.manager.set(Conn::Manager(manager));
         Ok(())
     }
 

@@ -15,6 +15,8 @@ use ruststream::kit::{Redactor, Secret, Tls, redact_url};
 #[derive(Clone)]
 pub struct Config {
     url: String,
+    /// Every node URL of a Redis Cluster (the first is `url`); empty for one server.
+    cluster: Vec<String>,
     username: Option<String>,
     password: Option<Secret>,
     database: Option<i64>,
@@ -33,6 +35,7 @@ impl Config {
         Self {
             redactor: Redactor::new().url(&url),
             url,
+            cluster: Vec::new(),
             username: None,
             password: None,
             database: None,
@@ -41,6 +44,26 @@ impl Config {
             response_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// A config for a Redis Cluster, reached through any of `nodes` (`redis://host:port`
+    /// each; the cluster tells where the others are). Commands go through redis-rs's
+    /// cluster client, each to the node of its key's slot; Pub/Sub subscriptions use the
+    /// first node (the cluster forwards every `PUBLISH` to all nodes). A list's
+    /// bookkeeping keys share its hash slot, so its scripts stay on one node; a
+    /// transaction's publishes must all be to names of one slot.
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut config = Self::new(nodes.first().cloned().unwrap_or_default());
+        for node in &nodes {
+            config.redactor = std::mem::take(&mut config.redactor).url(node);
+        }
+        config.cluster = nodes;
+        config
     }
 
     /// The user name for `AUTH` (Redis 6 ACLs). Default: the URL's, else none.
@@ -110,6 +133,30 @@ impl Config {
         &self.url
     }
 
+    /// The cluster's node URLs; empty for one server.
+    pub(crate) fn cluster_nodes(&self) -> &[String] {
+        &self.cluster
+    }
+
+    /// A redis-rs cluster client for the nodes, with this config's credentials and the
+    /// given response timeout (`None`: for blocking reads).
+    pub(crate) fn cluster_client(
+        &self,
+        response_timeout: Option<Duration>,
+    ) -> Result<redis::cluster::ClusterClient, String> {
+        let mut builder =
+            redis::cluster::ClusterClient::builder(self.cluster.iter().map(String::as_str))
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(response_timeout.unwrap_or(Duration::from_secs(24 * 3600)));
+        if let Some(username) = &self.username {
+            builder = builder.username(username);
+        }
+        if let Some(password) = &self.password {
+            builder = builder.password(password.expose());
+        }
+        builder.build().map_err(|error| self.redact(error))
+    }
+
     pub(crate) fn tls_settings(&self) -> &Tls {
         &self.tls
     }
@@ -152,6 +199,14 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("url", &redact_url(&self.url))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .iter()
+                    .map(|url| redact_url(url))
+                    .collect::<Vec<_>>(),
+            )
             .field("username", &self.username)
             .field("password", &self.password)
             .field("database", &self.database)

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
 use ruststream::{AckError, Headers, IncomingMessage};
 
 use crate::RedisBroker;
+use crate::broker::Conn;
 
 /// The header that carries the reply channel of a request (FastStream's name for it).
 pub const REPLY_TO: &str = "reply_to";
@@ -219,14 +219,14 @@ fn worth_retrying(error: &redis::RedisError) -> bool {
 /// `shutdown_timeout`.
 async fn settle_with<F, Fut>(broker: &RedisBroker, mut attempt: F) -> Result<(), AckError>
 where
-    F: FnMut(ConnectionManager) -> Fut,
+    F: FnMut(Conn) -> Fut,
     Fut: std::future::Future<Output = Result<redis::Value, redis::RedisError>>,
 {
     let timeout = broker.config().shutdown_timeout_value();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(50);
     loop {
-        let manager: ConnectionManager = broker.manager().map_err(|_| AckError::Closed)?;
+        let manager: Conn = broker.manager().map_err(|_| AckError::Closed)?;
         match tokio::time::timeout_at(deadline, attempt(manager)).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(error))

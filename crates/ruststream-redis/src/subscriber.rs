@@ -15,11 +15,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use ruststream::kit::{Backoff, Batcher, ShutdownWatch};
 use ruststream::{BatchSubscriber, Capabilities, HeaderSupport, Headers, Subscriber};
 use tokio::sync::mpsc;
 
+use crate::broker::Conn;
 use crate::message::{DATA_FIELD, DELAY_TOKEN_LEN, Inner, ListEntry, ListShared, Live, Settle};
 use crate::message::{StreamEntry, StreamShared};
 use crate::source::Kind;
@@ -382,7 +382,7 @@ struct ListReader {
     consumer: String,
     consumers: String,
     shared: Arc<ListShared>,
-    connection: MultiplexedConnection,
+    connection: Conn,
     housekeeping: redis::Script,
 }
 
@@ -426,10 +426,7 @@ impl ListReader {
     }
 
     /// Runs the housekeeping; the time until the next delayed message is due.
-    async fn housekeep(
-        &self,
-        manager: &mut redis::aio::ConnectionManager,
-    ) -> Result<Option<Duration>, redis::RedisError> {
+    async fn housekeep(&self, manager: &mut Conn) -> Result<Option<Duration>, redis::RedisError> {
         let prefix = format!("{{{}}}:rs:inflight:", self.source.name);
         let next: i64 = self
             .housekeeping
@@ -635,7 +632,7 @@ pub(crate) fn entry_message(fields: Vec<(String, Bytes)>) -> (Bytes, Headers) {
 struct StreamReader {
     broker: RedisBroker,
     source: RedisSource,
-    connection: MultiplexedConnection,
+    connection: Conn,
     /// `Some` with a group.
     shared: Option<Arc<StreamShared>>,
     /// The last id read, without a group.
@@ -966,7 +963,7 @@ impl StreamReader {
 }
 
 async fn create_group(
-    manager: &mut redis::aio::ConnectionManager,
+    manager: &mut Conn,
     stream: &str,
     group: &str,
     start: &str,

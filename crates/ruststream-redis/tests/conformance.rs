@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite};
 use ruststream::kit::live::ServerProcess;
-use ruststream_redis::{RedisBroker, RedisGlob, RedisPublisher, RedisSource};
+use ruststream_redis::{Config, RedisBroker, RedisGlob, RedisPublisher, RedisSource};
 
 /// How long a pending stream entry, or a list consumer's silence, lasts before another
 /// consumer takes it over: shorter than the receive timeout, so an unsettled message
@@ -30,6 +30,8 @@ struct Target {
     kind: Kind,
     /// A private server this test can restart, and its password.
     private: Option<(Arc<ServerProcess>, String)>,
+    /// The nodes of a Redis Cluster; empty for one server.
+    cluster: Vec<String>,
 }
 
 impl ConformanceTarget for Target {
@@ -84,6 +86,13 @@ impl ConformanceTarget for Target {
     }
 
     async fn broker(&self) -> RedisBroker {
+        if !self.cluster.is_empty() {
+            return RedisBroker::new(
+                Config::cluster(self.cluster.clone())
+                    .connect_timeout(Duration::from_secs(3))
+                    .shutdown_timeout(Duration::from_secs(3)),
+            );
+        }
         let config = support::config(&self.url);
         RedisBroker::new(match &self.private {
             Some((_, password)) => config.password(password.as_str()),
@@ -165,6 +174,7 @@ async fn run(test: &str, kind: Kind) {
         prefix,
         kind,
         private: None,
+        cluster: Vec::new(),
     })
     .with_batches()
     .with_transactions()
@@ -239,6 +249,7 @@ async fn a_killed_and_restarted_server_loses_nothing_on_lists_and_streams() {
             prefix: support::fresh_prefix("restart"),
             kind,
             private: Some((Arc::clone(&server), PASSWORD.to_owned())),
+            cluster: Vec::new(),
         })
         .with_describe_server()
         .only("server_restart,no_credentials,publish_after_shutdown,ack_consumes")
@@ -251,5 +262,106 @@ async fn a_killed_and_restarted_server_loses_nothing_on_lists_and_streams() {
                 .contains("PASS server_restart_loses_nothing"),
             "{kind:?}: {report}"
         );
+    }
+}
+
+/// Starts a Redis Cluster of three masters on loopback ports (private `redis-server`
+/// processes, stopped when the returned processes are dropped), or `None` when
+/// `redis-server` is missing (skipped or failed, as `ServerProcess::start` says).
+async fn three_master_cluster(test: &str) -> Option<Vec<ServerProcess>> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = ServerProcess::start(test, "/usr/bin/redis-server", |port, dir| {
+            let config_file = dir.join("nodes.conf");
+            let mut args: Vec<std::ffi::OsString> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "5000",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-config-file",
+            ]
+            .map(Into::into)
+            .into();
+            args.push(config_file.into_os_string());
+            args.push("--dir".into());
+            args.push(dir.as_os_str().to_owned());
+            args
+        })
+        .await?;
+        nodes.push(node);
+    }
+    let addresses: Vec<String> = nodes.iter().map(ServerProcess::address).collect();
+    let created = tokio::process::Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(
+        created.status.success(),
+        "redis-cli --cluster create failed: {}{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr)
+    );
+    // Every node must see every slot covered before the checks start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for node in &nodes {
+        loop {
+            let info = tokio::process::Command::new("redis-cli")
+                .args(["-p", &node.port().to_string(), "cluster", "info"])
+                .output()
+                .await
+                .expect("redis-cli runs");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cluster did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Some(nodes)
+}
+
+/// Streams with consumer groups, and lists, on a three-master Redis Cluster through
+/// redis-rs's cluster client: every check uses names of its own, so they spread over the
+/// slots of all three masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_lists_work_across_the_slots_of_a_three_master_cluster() {
+    let test = "streams_and_lists_work_across_the_slots_of_a_three_master_cluster";
+    let Some(nodes) = three_master_cluster(test).await else {
+        return;
+    };
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("redis://{}", node.address()))
+        .collect();
+    for kind in [Kind::Stream, Kind::List, Kind::Channel] {
+        let report = Suite::new(Target {
+            url: urls[0].clone(),
+            prefix: support::fresh_prefix("cluster"),
+            kind,
+            private: None,
+            cluster: urls.clone(),
+        })
+        .with_batches()
+        .with_transactions()
+        .with_request_reply()
+        .with_describe_server()
+        .run_report()
+        .await;
+        assert_passed(&report);
     }
 }
