@@ -26,7 +26,7 @@ pub const DATA_FIELD: &str = "__data__";
 /// |---|---|---|---|---|
 /// | channel, pattern | nothing to do | dropped | `AckError::Unsupported` | `AckError::Unsupported` |
 /// | list | `LREM` from the consumer's in-flight list | `LREM` | moved back to the head of the list | into the list's sorted set of due messages, moved back once `d` passed |
-/// | stream with a group | `XACK` | `XACK` | left pending, claimed again at once | left pending, claimed again once `d` passed (at most the source's `claim_idle`) |
+/// | stream with a group | `XACK` | `XACK` | left pending, claimed again at once | left pending, claimed again once `d` passed |
 /// | stream without a group | nothing to do | nothing to do | `AckError::Unsupported` | `AckError::Unsupported` |
 #[derive(Debug)]
 pub struct RedisMessage {
@@ -110,6 +110,10 @@ pub(crate) struct StreamShared {
     /// from going idle (`XCLAIM .. JUSTID`), so no other consumer claims an entry that a
     /// live consumer holds, however long its handler takes.
     pub(crate) in_hand: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Entries retried with a delay longer than `claim_idle`, with when they are due: the
+    /// subscription keeps them from going idle until their remaining delay fits in
+    /// `claim_idle`, then sets their idle time so that they are claimed when due.
+    pub(crate) delayed: std::sync::Mutex<Vec<(String, tokio::time::Instant)>>,
 }
 
 impl StreamShared {
@@ -132,6 +136,29 @@ impl StreamShared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(id)
+    }
+
+    /// Takes the delayed entries whose remaining delay now fits in `claim_idle`, with the
+    /// idle time that makes each claimable when due; the others stay.
+    pub(crate) fn due_within_claim_idle(&self) -> (Vec<String>, Vec<(String, Duration)>) {
+        let now = tokio::time::Instant::now();
+        let mut delayed = self
+            .delayed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut waiting = Vec::new();
+        let mut ready = Vec::new();
+        delayed.retain(|(id, due)| {
+            let remaining = due.saturating_duration_since(now);
+            if remaining > self.claim_idle {
+                waiting.push(id.clone());
+                true
+            } else {
+                ready.push((id.clone(), self.claim_idle - remaining));
+                false
+            }
+        });
+        (waiting, ready)
     }
 
     pub(crate) fn held(&self) -> Vec<String> {
@@ -315,6 +342,15 @@ impl StreamEntry {
     async fn claim_again_after(self, delay: Duration) -> Result<(), AckError> {
         let shared = &self.shared;
         shared.release(&self.id);
+        if delay > shared.claim_idle {
+            // Longer than an idle entry waits: the subscription keeps it pending until
+            // its remaining delay fits (see `StreamShared::delayed`).
+            shared
+                .delayed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((self.id.clone(), tokio::time::Instant::now() + delay));
+        }
         let idle = shared.claim_idle.saturating_sub(delay);
         let mut cmd = redis::cmd("XCLAIM");
         cmd.arg(&shared.stream)

@@ -142,9 +142,10 @@ impl RedisSource {
         self
     }
 
-    /// How long a stream entry stays pending with a consumer before another consumer of
-    /// the group claims it (`XAUTOCLAIM`): longer than a handler may take. It also bounds
-    /// the delay of `nack_after` on streams. Default: 30 s.
+    /// How long a stream entry stays pending with a consumer that stopped before another
+    /// consumer of the group claims it (`XAUTOCLAIM`). A live subscription keeps the
+    /// entries it holds (and those it retries later) from going idle, so this need not
+    /// exceed a handler's time. Default: 30 s.
     #[must_use]
     pub fn claim_idle(mut self, idle: Duration) -> Self {
         self.claim_idle = idle;

@@ -658,6 +658,7 @@ impl StreamReader {
                     claim_idle: source.claim_idle,
                     requeued: false.into(),
                     in_hand: std::sync::Mutex::default(),
+                    delayed: std::sync::Mutex::default(),
                 }))
             }
             None => None,
@@ -779,7 +780,9 @@ impl StreamReader {
         let Some(shared) = self.shared.clone() else {
             return Ok(());
         };
-        let held = shared.held();
+        let (waiting, ready) = shared.due_within_claim_idle();
+        let mut held = shared.held();
+        held.extend(waiting);
         for ids in held.chunks(256) {
             let mut cmd = redis::cmd("XCLAIM");
             cmd.arg(&shared.stream)
@@ -787,6 +790,20 @@ impl StreamReader {
                 .arg(&shared.consumer)
                 .arg(0)
                 .arg(ids)
+                .arg("JUSTID");
+            cmd.query_async::<Value>(&mut self.connection).await?;
+        }
+        // A delayed entry whose remaining delay fits in `claim_idle`: idle for
+        // `claim_idle - remaining` now, so it is claimed when due.
+        for (id, idle) in ready {
+            let mut cmd = redis::cmd("XCLAIM");
+            cmd.arg(&shared.stream)
+                .arg(&shared.group)
+                .arg(&shared.consumer)
+                .arg(0)
+                .arg(&id)
+                .arg("IDLE")
+                .arg(idle.as_millis() as u64)
                 .arg("JUSTID");
             cmd.query_async::<Value>(&mut self.connection).await?;
         }
@@ -817,6 +834,9 @@ impl StreamReader {
                 .map(|(id, fields)| (fields, id, 1))
                 .collect());
         };
+        if self.last_keep_alive.elapsed() >= self.keep_alive_every() {
+            self.keep_alive().await?;
+        }
         let claim_every =
             (shared.claim_idle / 4).clamp(Duration::from_millis(50), self.source.block);
         if shared.requeued.swap(false, Ordering::AcqRel) || self.last_claim.elapsed() >= claim_every

@@ -345,3 +345,42 @@ async fn pubsub_cannot_requeue_and_says_so() {
     );
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_retry_longer_than_claim_idle_waits_its_whole_delay() {
+    let Some(url) =
+        support::shared_server("a_stream_retry_longer_than_claim_idle_waits_its_whole_delay").await
+    else {
+        return;
+    };
+    let prefix = support::fresh_prefix("longdelay");
+    let clean_up = support::clean_up(&url, &prefix);
+    let stream = format!("{prefix}:orders");
+    let broker = broker(&url).await;
+    let mut consumer = RedisSource::stream(&stream)
+        .group("billing")
+        .claim_idle(Duration::from_secs(1))
+        .block(Duration::from_millis(100))
+        .subscribe(&broker)
+        .await
+        .unwrap();
+    broker
+        .streams()
+        .publish(OutgoingMessage::new(&stream, b"later"))
+        .await
+        .unwrap();
+    let message = next(&mut consumer).await;
+    let nacked_at = Instant::now();
+    message.nack_after(Duration::from_secs(3)).await.unwrap();
+    let again = next(&mut consumer).await;
+    let waited = nacked_at.elapsed();
+    assert_eq!(again.payload(), b"later");
+    assert_eq!(again.redelivery_count(), Some(1));
+    assert!(
+        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(6),
+        "came back after {waited:?}, not after 3 s"
+    );
+    again.ack().await.unwrap();
+    broker.shutdown().await.unwrap();
+    clean_up.run().await;
+}
