@@ -219,7 +219,12 @@ pub(crate) async fn open(
             });
     }
     broker.manager()?;
-    let capacity = source.count.max(1);
+    // Pub/Sub has no flow control: a roomier channel lets its task read ahead in bursts
+    // (fewer wake-ups); lists and streams fetch at most `count` ahead, unsettled in Redis.
+    let capacity = match source.kind {
+        Kind::Channel | Kind::Pattern => source.count.max(256),
+        Kind::List | Kind::Stream => source.count.max(1),
+    };
     let (tx, rx) = mpsc::channel(capacity);
     let name = source.name.clone();
     let task = match source.kind {
