@@ -22,6 +22,8 @@ enum Kind {
     Pattern,
     List,
     Stream,
+    /// A stream read without a group (`XREAD`): every reader gets every entry.
+    StreamNoGroup,
 }
 
 struct Target {
@@ -53,8 +55,9 @@ impl ConformanceTarget for Target {
             ..Capabilities::baseline()
         };
         match self.kind {
-            // Pub/Sub: every subscriber gets every message; no groups, nothing kept.
-            Kind::Channel | Kind::Pattern => Capabilities {
+            // Pub/Sub, and a stream read without a group: every subscriber gets every
+            // message; no groups, nothing settled.
+            Kind::Channel | Kind::Pattern | Kind::StreamNoGroup => Capabilities {
                 fan_out: true,
                 competing_consumers: false,
                 durable: false,
@@ -107,6 +110,7 @@ impl ConformanceTarget for Target {
             (Kind::List, _) => RedisSource::list(name)
                 .visibility_timeout(TAKE_OVER)
                 .block(Duration::from_millis(200)),
+            (Kind::StreamNoGroup, _) => RedisSource::stream(name).block(Duration::from_millis(200)),
             (Kind::Stream, mode) => {
                 let group = match mode {
                     Mode::Group(group) => group.to_owned(),
@@ -125,7 +129,7 @@ impl ConformanceTarget for Target {
         match self.kind {
             Kind::Channel | Kind::Pattern => broker.channels(),
             Kind::List => broker.lists(),
-            Kind::Stream => broker.streams(),
+            Kind::Stream | Kind::StreamNoGroup => broker.streams(),
         }
     }
 
@@ -198,6 +202,15 @@ async fn pubsub_patterns_pass_every_declared_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_pass_every_declared_suite() {
     run("lists_pass_every_declared_suite", Kind::List).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_without_groups_pass_every_declared_suite() {
+    run(
+        "streams_without_groups_pass_every_declared_suite",
+        Kind::StreamNoGroup,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
