@@ -1,7 +1,7 @@
 //! `publish`, `request` and `subscribe`: one message to a broker, or the messages from it.
 //!
 //! The broker is chosen by the URL's scheme through [`SCHEMES`], where the brokers still to
-//! come already have their row (NATS and MQTT are available). The work itself is written once against the contract's
+//! come already have their row (NATS, Redis and MQTT are available). The work itself is written once against the contract's
 //! traits ([`Publisher`], [`RequestReply`], [`Subscribe`]); a broker crate joins by marking
 //! its row available, a variant of [`Connected`] made in [`connect`], and one arm per
 //! command that hands that broker to the same generic functions.
@@ -21,7 +21,7 @@ use crate::error::CliError;
 pub(crate) enum Kind {
     /// NATS, through `ruststream-nats`.
     Nats,
-    /// Redis (to come).
+    /// Redis Pub/Sub channels, through `ruststream-redis`.
     Redis,
     /// RabbitMQ (to come).
     RabbitMq,
@@ -60,7 +60,7 @@ pub(crate) const SCHEMES: &[Scheme] = &[
         kind: Kind::Redis,
         label: "Redis",
         krate: "ruststream-redis",
-        available: false,
+        available: true,
     },
     Scheme {
         schemes: &["amqp", "amqps"],
@@ -164,6 +164,7 @@ pub(crate) fn redact(url: &str) -> String {
 enum Connected {
     Nats(ruststream_nats::NatsBroker),
     Mqtt(ruststream_mqtt::MqttBroker),
+    Redis(ruststream_redis::RedisBroker),
 }
 
 /// Connects to the broker at `url`.
@@ -208,8 +209,24 @@ async fn connect(url: &str) -> Result<(Connected, &'static Scheme), CliError> {
             })?;
             Ok((Connected::Mqtt(broker), row))
         }
+        Kind::Redis => {
+            let config = ruststream_redis::Config::new(url).connect_timeout(Duration::from_secs(3));
+            let broker = ruststream_redis::RedisBroker::new(config);
+            broker.connect().await.map_err(|error| CliError::Connect {
+                broker: row.label,
+                address,
+                reason: match error {
+                    // Redacted by the crate: no password in it.
+                    ruststream_redis::RedisError::Connect { reason, .. } => format!(
+                        "{reason}; is redis-server running there (redis-server --port 6379)?"
+                    ),
+                    other => other.to_string(),
+                },
+            })?;
+            Ok((Connected::Redis(broker), row))
+        }
         // `scheme_of` lets no unavailable broker through.
-        Kind::Redis | Kind::RabbitMq | Kind::Kafka => {
+        Kind::RabbitMq | Kind::Kafka => {
             unreachable!("{} is marked unavailable in SCHEMES", row.label)
         }
     }
@@ -250,6 +267,7 @@ pub(crate) async fn publish(url: &str, message: &Message) -> Result<(), CliError
                 other => mqtt_reason(other),
             }
         }),
+        Connected::Redis(redis) => publish_on(redis, message).await.map_err(redis_reason),
     };
     close(&broker).await;
     result.map_err(fail)?;
@@ -283,6 +301,9 @@ pub(crate) async fn request(
         Connected::Mqtt(mqtt) => request_on(mqtt, message, timeout)
             .await
             .map_err(mqtt_reason),
+        Connected::Redis(redis) => request_on(redis, message, timeout)
+            .await
+            .map_err(redis_reason),
     };
     close(&broker).await;
     let reply = result.map_err(fail)?;
@@ -325,6 +346,22 @@ pub(crate) async fn subscribe(url: &str, name: &str, count: Option<u64>) -> Resu
             }
             .await
         }
+        Connected::Redis(redis) => {
+            async {
+                use ruststream::SubscriptionSource as _;
+                // A glob (`orders.*`) is a pattern (PSUBSCRIBE), anything else a channel;
+                // either returns once the server confirmed it.
+                let source = if name.contains(['*', '?', '[']) {
+                    ruststream_redis::RedisSource::pattern(name)
+                } else {
+                    ruststream_redis::RedisSource::channel(name)
+                };
+                let subscriber = source.subscribe(redis).await.map_err(redis_reason)?;
+                eprintln!("subscribed to `{name}` on {} (Ctrl-C stops)", redact(url));
+                print_messages(subscriber, count).await
+            }
+            .await
+        }
     };
     close(&broker).await;
     result.map_err(fail)
@@ -338,6 +375,21 @@ async fn close(broker: &Connected) {
         Connected::Mqtt(mqtt) => {
             let _ = mqtt.shutdown().await;
         }
+        Connected::Redis(redis) => {
+            let _ = redis.shutdown().await;
+        }
+    }
+}
+
+/// What went wrong, without the action and channel the caller's message already names.
+fn redis_reason(error: ruststream_redis::RedisError) -> String {
+    use ruststream_redis::RedisError;
+    match error {
+        RedisError::Publish { reason, .. }
+        | RedisError::Request { reason, .. }
+        | RedisError::Subscribe { reason, .. }
+        | RedisError::Receive { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 
@@ -585,7 +637,6 @@ mod tests {
     #[test]
     fn brokers_without_a_crate_say_which_crate_is_missing() {
         for (url, krate) in [
-            ("redis://127.0.0.1:6379", "ruststream-redis"),
             ("amqp://guest:guest@127.0.0.1:5672", "ruststream-rabbitmq"),
             ("kafka://127.0.0.1:9092", "ruststream-kafka"),
         ] {
@@ -596,6 +647,7 @@ mod tests {
         }
         assert_eq!(scheme_of("nats://h:4222").unwrap().kind, Kind::Nats);
         assert_eq!(scheme_of("mqtt://h:1883").unwrap().kind, Kind::Mqtt);
+        assert_eq!(scheme_of("rediss://h:6379").unwrap().kind, Kind::Redis);
         assert_eq!(scheme_of("MQTTS://h").unwrap().kind, Kind::Mqtt);
     }
 

@@ -1,7 +1,7 @@
 //! `ruststream`: the RustStream command line.
 //!
 //! ```text
-//! ruststream new NAME --broker memory|nats|mqtt [--path DIR] [--ruststream-path DIR]
+//! ruststream new NAME --broker memory|nats|redis|mqtt [--path DIR] [--ruststream-path DIR]
 //! ruststream publish   URL NAME [BODY|-] [--file PATH] [--header K=V].. [--content-type T]
 //! ruststream request   URL NAME [BODY|-] [--timeout 5s] ...       prints the reply
 //! ruststream subscribe URL NAME [--count N]                        prints what arrives

@@ -62,13 +62,18 @@ pub(crate) const BROKERS: &[BrokerTemplate] = &[
     BrokerTemplate {
         name: "redis",
         krate: "ruststream-redis",
-        available: false,
+        available: true,
         ruststream_features: &[],
-        imports: &[],
-        broker: "",
-        broker_type: "",
-        test_broker: "",
-        needs: "",
+        imports: &["use ruststream_redis::{Config, RedisBroker};"],
+        broker_type: "RedisBroker",
+        broker: "RedisBroker::new(Config::new(\n        \
+                 std::env::var(\"REDIS_URL\").unwrap_or_else(|_| \"redis://127.0.0.1:6379\".to_owned()),\n    \
+                 ))",
+        test_broker: "RedisBroker::in_process()",
+        needs: "It connects to the Redis server at `$REDIS_URL` (default \
+                `redis://127.0.0.1:6379`; start one with `redis-server`), and its handler \
+                reads the Pub/Sub channel `hello`. The test needs no server: it runs the app \
+                on `RedisBroker::in_process()`, which routes by Redis rules in process.",
     },
     BrokerTemplate {
         name: "rabbitmq",
@@ -391,7 +396,7 @@ mod tests {
 
     #[test]
     fn brokers_without_a_crate_name_the_missing_crate() {
-        for broker in ["redis", "rabbitmq", "kafka"] {
+        for broker in ["rabbitmq", "kafka"] {
             let error = files(&options(broker)).unwrap_err().to_string();
             assert!(
                 error.contains(&format!("the {broker} broker crate is not available yet")),
@@ -436,6 +441,20 @@ mod tests {
         assert!(main.contains("Protocol::V5"), "{main}");
         assert!(main.contains("MqttBroker::in_process()"), "{main}");
         assert!(files[2].1.contains("mosquitto -p 1883"), "{}", files[2].1);
+    }
+
+    #[test]
+    fn a_redis_service_reads_redis_url_and_tests_in_process() {
+        let files = files(&options("redis")).unwrap();
+        assert!(
+            files[0].1.contains("ruststream-redis = { version"),
+            "{}",
+            files[0].1
+        );
+        let main = &files[1].1;
+        assert!(main.contains("use ruststream_redis::{Config, RedisBroker};"));
+        assert!(main.contains("REDIS_URL"), "{main}");
+        assert!(main.contains("RedisBroker::in_process()"), "{main}");
     }
 
     /// The service `docs/quickstart.md` shows is the one the generator writes.

@@ -273,7 +273,7 @@ fn brokers_to_come_are_refused_clearly() {
     assert!(stderr.contains("not supported yet"), "{stderr}");
     assert!(stderr.contains("ruststream-rabbitmq"), "{stderr}");
     assert!(
-        stderr.contains("available now: nats://, mqtt://"),
+        stderr.contains("available now: nats://, redis://, mqtt://"),
         "{stderr}"
     );
     assert!(!stderr.contains("guest:guest"), "{stderr}");

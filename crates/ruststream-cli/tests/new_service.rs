@@ -12,10 +12,10 @@ use std::process::Command;
 const CLI: &str = env!("CARGO_BIN_EXE_ruststream");
 
 /// The brokers whose crates exist.
-const AVAILABLE: &[&str] = &["memory", "nats", "mqtt"];
+const AVAILABLE: &[&str] = &["memory", "nats", "redis", "mqtt"];
 
 /// The brokers still to come.
-const TO_COME: &[&str] = &["redis", "rabbitmq", "kafka"];
+const TO_COME: &[&str] = &["rabbitmq", "kafka"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

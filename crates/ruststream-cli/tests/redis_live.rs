@@ -1,0 +1,294 @@
+//! `ruststream publish`, `request` and `subscribe` against the live Redis server at
+//! 127.0.0.1:6379 (Pub/Sub channels and patterns), on fresh channels each run.
+//!
+//! When the server is not reachable the tests print SKIPPED, unless
+//! `RUSTSTREAM_REQUIRE_SERVERS=1` (scripts/test sets it), which makes them fail with how to
+//! start it.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
+use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
+use ruststream_redis::{Config, RedisBroker};
+
+const CLI: &str = env!("CARGO_BIN_EXE_ruststream");
+const ADDRESS: &str = "127.0.0.1:6379";
+const URL: &str = "redis://127.0.0.1:6379";
+
+/// Whether Redis is there; `false` (after printing SKIPPED) when it is not and that is
+/// allowed.
+fn redis_available(test: &str) -> bool {
+    let reachable = std::net::TcpStream::connect_timeout(
+        &ADDRESS.parse().expect("an address"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if reachable {
+        return true;
+    }
+    if std::env::var("RUSTSTREAM_REQUIRE_SERVERS").is_ok_and(|value| value == "1") {
+        panic!(
+            "Redis is not reachable at {ADDRESS} and RUSTSTREAM_REQUIRE_SERVERS=1: start it \
+             with `scripts/services redis` (or `redis-server --daemonize yes --bind 127.0.0.1 \
+             --port 6379`)"
+        );
+    }
+    eprintln!(
+        "SKIPPED {test}: no Redis server at {ADDRESS} (start it with `scripts/services \
+         redis`, or set RUSTSTREAM_REQUIRE_SERVERS=1 to fail instead)"
+    );
+    false
+}
+
+/// A channel no other run uses.
+fn fresh_channel(label: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("cli.{label}.{}.{nanos}", std::process::id())
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(CLI)
+        .args(args)
+        .output()
+        .expect("ruststream runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `ruststream subscribe URL CHANNEL --count N`, returned once the server confirmed the
+/// subscription (its status line).
+fn subscribe(url: &str, topic: &str, count: u64) -> Child {
+    let mut subscriber = Command::new(CLI)
+        .args(["subscribe", url, topic, "--count", &count.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ruststream runs");
+    let mut status = String::new();
+    BufReader::new(subscriber.stderr.take().expect("stderr"))
+        .read_line(&mut status)
+        .expect("a status line");
+    assert!(
+        status.contains(&format!("subscribed to `{topic}`")),
+        "{status}"
+    );
+    subscriber
+}
+
+/// The standard output of `child` once it has exited with success; fails if it has not
+/// within `limit` (killing it).
+fn wait_for_output(mut child: Child, limit: Duration) -> String {
+    use std::io::Read as _;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let seen = text(&reader.join().unwrap_or_default());
+            panic!("`ruststream subscribe` did not end within {limit:?}; it printed:\n{seen}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = text(&reader.join().expect("the reader thread"));
+    assert!(
+        status.success(),
+        "`ruststream subscribe` failed: {status}\n{stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn subscribe_prints_what_publish_sends_with_headers() {
+    if !redis_available("subscribe_prints_what_publish_sends_with_headers") {
+        return;
+    }
+    let channel = fresh_channel("pubsub");
+    let subscriber = subscribe(URL, &channel, 3);
+
+    // The body as an argument, with headers and a content type.
+    let sent = cli(&[
+        "publish",
+        URL,
+        &channel,
+        r#"{"id":1}"#,
+        "--header",
+        "trace-id=abc",
+        "-H",
+        "tenant=eu",
+        "--content-type",
+        "application/json",
+    ]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    // The body from a file.
+    let file = std::env::temp_dir().join(format!("{channel}.body"));
+    std::fs::write(&file, "from a file").unwrap();
+    let sent = cli(&["publish", URL, &channel, "--file", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    // The body from standard input.
+    let mut publisher = Command::new(CLI)
+        .args(["publish", URL, &channel, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publisher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
+    let sent = publisher.wait_with_output().unwrap();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+
+    let stdout = wait_for_output(subscriber, Duration::from_secs(30));
+    assert!(
+        stdout.contains(&format!("--- {channel} (8 bytes)\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("trace-id: abc\n"), "{stdout}");
+    assert!(stdout.contains("tenant: eu\n"), "{stdout}");
+    assert!(
+        stdout.contains("content-type: application/json\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n{\"id\":1}\n"), "{stdout}");
+    assert!(stdout.contains("\nfrom a file\n"), "{stdout}");
+    assert!(stdout.contains("\nfrom stdin\n"), "{stdout}");
+}
+
+#[test]
+fn a_glob_subscribes_to_a_pattern() {
+    if !redis_available("a_glob_subscribes_to_a_pattern") {
+        return;
+    }
+    let channel = fresh_channel("pattern");
+    let subscriber = subscribe(URL, &format!("{channel}.*"), 1);
+    let leaf = format!("{channel}.kitchen");
+    let sent = cli(&["publish", URL, &leaf, "21.5"]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let stdout = wait_for_output(subscriber, Duration::from_secs(30));
+    assert!(
+        stdout.contains(&format!("--- {leaf} (4 bytes)\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n21.5\n"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_prints_the_reply() {
+    if !redis_available("request_prints_the_reply") {
+        return;
+    }
+    let channel = fresh_channel("request");
+    let broker = RedisBroker::new(Config::new(URL));
+    broker.connect().await.unwrap();
+    let mut requests = broker.subscribe(&channel).await.unwrap();
+    let responder = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let request = requests.next_message().await.unwrap().unwrap();
+            let asked = request
+                .headers()
+                .get_str("question")
+                .unwrap_or("")
+                .to_owned();
+            let body = format!("echo: {}", String::from_utf8_lossy(request.payload()));
+            let mut headers = Headers::new();
+            headers.insert("answered", asked);
+            if let Some(correlation) = request.headers().get(ruststream_redis::CORRELATION_ID) {
+                headers.insert(ruststream_redis::CORRELATION_ID, correlation.to_vec());
+            }
+            let reply_to = request.reply_to().expect("a reply channel").to_owned();
+            broker
+                .publish(OutgoingMessage::new(&reply_to, body.as_bytes()).with_headers(&headers))
+                .await
+                .unwrap();
+        })
+    };
+
+    let channel_for_cli = channel.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "request",
+            URL,
+            &channel_for_cli,
+            "ping",
+            "--header",
+            "question=why",
+            "--timeout",
+            "5s",
+        ])
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), responder)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the request never reached the responder; ruststream said: {}",
+                text(&output.stderr)
+            )
+        })
+        .unwrap();
+    broker.shutdown().await.unwrap();
+
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "echo: ping\n");
+    assert!(
+        text(&output.stderr).contains("answered: why"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_request_nobody_answers_fails_naming_redis() {
+    if !redis_available("a_request_nobody_answers_fails_naming_redis") {
+        return;
+    }
+    let channel = fresh_channel("unanswered");
+    let output = cli(&["request", URL, &channel, "ping", "--timeout", "500ms"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the request to `{channel}` on the Redis broker at {URL} failed"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_connection_failure_names_redis_and_the_address_but_not_the_password() {
+    // Port 9 (discard) on loopback: nothing listens there.
+    let output = cli(&[
+        "publish",
+        "redis://orders:s3cret@127.0.0.1:9",
+        "orders",
+        "x",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect to the Redis broker at redis://orders:***@127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("redis-server"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
