@@ -57,11 +57,11 @@ enum Command {
     /// Print the messages that arrive on a name, with their headers, until Ctrl-C or
     /// `--count` messages.
     Subscribe {
-        /// The broker's URL, such as nats://127.0.0.1:4222 or mqtt://127.0.0.1:1883
-        /// (MQTT 5; add ?version=3.1.1 for MQTT 3.1.1).
+        /// The broker's URL, such as nats://127.0.0.1:4222, redis://127.0.0.1:6379 or
+        /// mqtt://127.0.0.1:1883 (MQTT 5; add ?version=3.1.1 for MQTT 3.1.1).
         url: String,
-        /// What to subscribe to: a subject, topic or queue (wildcards as the broker
-        /// allows them, such as `orders.*`).
+        /// What to subscribe to: a subject, channel or topic (wildcards as the broker
+        /// allows them: `orders.*` on NATS, a glob on Redis, `home/+/temp` on MQTT).
         name: String,
         /// Stop after this many messages.
         #[arg(long, short = 'n', value_name = "N")]
@@ -98,9 +98,9 @@ struct NewArgs {
 /// What to send and where.
 #[derive(Args)]
 struct SendArgs {
-    /// The broker's URL, such as nats://127.0.0.1:4222 or mqtt://127.0.0.1:1883 (MQTT 5;
-    /// add ?version=3.1.1 for MQTT 3.1.1). Credentials may be in it; they are never
-    /// printed.
+    /// The broker's URL, such as nats://127.0.0.1:4222, redis://127.0.0.1:6379 or
+    /// mqtt://127.0.0.1:1883 (MQTT 5; add ?version=3.1.1 for MQTT 3.1.1). Credentials may
+    /// be in it; they are never printed.
     url: String,
     /// Where to send: a subject, topic or queue.
     name: String,
