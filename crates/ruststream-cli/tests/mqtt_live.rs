@@ -6,120 +6,35 @@
 //! `RUSTSTREAM_REQUIRE_SERVERS=1` (scripts/test sets it), which makes them fail with how to
 //! start it.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
 use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
 use ruststream_mqtt::{Config, MqttBroker, Protocol};
 
-const CLI: &str = env!("CARGO_BIN_EXE_ruststream");
+mod support;
+use support::{CLI, Server, cli, fresh_name, subscribe, text, wait_for_output};
+
+/// The shared server.
+const SERVER: Server = Server {
+    name: "Mosquitto (MQTT)",
+    address: ADDRESS,
+    start: "mosquitto -d -c /etc/mosquitto/mosquitto.conf",
+    service: "mosquitto",
+};
+
 const ADDRESS: &str = "127.0.0.1:1883";
 const URL: &str = "mqtt://127.0.0.1:1883";
 const URL_311: &str = "mqtt://127.0.0.1:1883?version=3.1.1";
 
-/// Whether Mosquitto is there; `false` (after printing SKIPPED) when it is not and that is
-/// allowed.
-fn mosquitto_available(test: &str) -> bool {
-    let reachable = std::net::TcpStream::connect_timeout(
-        &ADDRESS.parse().expect("an address"),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if reachable {
-        return true;
-    }
-    if std::env::var("RUSTSTREAM_REQUIRE_SERVERS").is_ok_and(|value| value == "1") {
-        panic!(
-            "Mosquitto (MQTT) is not reachable at {ADDRESS} and RUSTSTREAM_REQUIRE_SERVERS=1: \
-             start it with `scripts/services mosquitto` (or \
-             `mosquitto -d -c /etc/mosquitto/mosquitto.conf`)"
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: no Mosquitto (MQTT) server at {ADDRESS} (start it with \
-         `scripts/services mosquitto`, or set RUSTSTREAM_REQUIRE_SERVERS=1 to fail instead)"
-    );
-    false
-}
-
-/// A topic no other run uses.
-fn fresh_topic(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!("cli/{label}/{}/{nanos}", std::process::id())
-}
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(CLI)
-        .args(args)
-        .output()
-        .expect("ruststream runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `ruststream subscribe URL TOPIC --count N`, returned once the server acknowledged the
-/// subscription (its status line).
-fn subscribe(url: &str, topic: &str, count: u64) -> Child {
-    let mut subscriber = Command::new(CLI)
-        .args(["subscribe", url, topic, "--count", &count.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ruststream runs");
-    let mut status = String::new();
-    BufReader::new(subscriber.stderr.take().expect("stderr"))
-        .read_line(&mut status)
-        .expect("a status line");
-    assert!(
-        status.contains(&format!("subscribed to `{topic}`")),
-        "{status}"
-    );
-    subscriber
-}
-
-/// The standard output of `child` once it has exited with success; fails if it has not
-/// within `limit` (killing it).
-fn wait_for_output(mut child: Child, limit: Duration) -> String {
-    use std::io::Read as _;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = stdout.read_to_end(&mut text);
-        text
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let seen = text(&reader.join().unwrap_or_default());
-            panic!("`ruststream subscribe` did not end within {limit:?}; it printed:\n{seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = text(&reader.join().expect("the reader thread"));
-    assert!(
-        status.success(),
-        "`ruststream subscribe` failed: {status}\n{stdout}"
-    );
-    stdout
-}
-
 #[test]
 fn subscribe_prints_what_publish_sends_with_headers_on_mqtt_5() {
-    if !mosquitto_available("subscribe_prints_what_publish_sends_with_headers_on_mqtt_5") {
+    if !SERVER.available("subscribe_prints_what_publish_sends_with_headers_on_mqtt_5") {
         return;
     }
-    let topic = fresh_topic("pubsub");
+    let topic = fresh_name("pubsub", '/');
     let subscriber = subscribe(URL, &topic, 3);
 
     // The body as an argument, with headers (user properties) and a content type.
@@ -181,10 +96,10 @@ fn subscribe_prints_what_publish_sends_with_headers_on_mqtt_5() {
 
 #[test]
 fn mqtt_3_1_1_publishes_and_subscribes_without_headers() {
-    if !mosquitto_available("mqtt_3_1_1_publishes_and_subscribes_without_headers") {
+    if !SERVER.available("mqtt_3_1_1_publishes_and_subscribes_without_headers") {
         return;
     }
-    let topic = fresh_topic("v311");
+    let topic = fresh_name("v311", '/');
     // A wildcard filter, as MQTT writes it.
     let filter = format!("{}/+", topic);
     let subscriber = subscribe(URL_311, &filter, 1);
@@ -212,10 +127,10 @@ fn mqtt_3_1_1_publishes_and_subscribes_without_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_prints_the_reply_on_mqtt_5() {
-    if !mosquitto_available("request_prints_the_reply_on_mqtt_5") {
+    if !SERVER.available("request_prints_the_reply_on_mqtt_5") {
         return;
     }
-    let topic = fresh_topic("request");
+    let topic = fresh_name("request", '/');
     let responder_id = format!("cli-test-responder-{}", std::process::id());
     let broker = MqttBroker::new(Config::new(Protocol::V5, "127.0.0.1", 1883, responder_id));
     broker.connect().await.unwrap();
@@ -285,10 +200,10 @@ async fn request_prints_the_reply_on_mqtt_5() {
 
 #[test]
 fn a_request_nobody_answers_fails_naming_mqtt() {
-    if !mosquitto_available("a_request_nobody_answers_fails_naming_mqtt") {
+    if !SERVER.available("a_request_nobody_answers_fails_naming_mqtt") {
         return;
     }
-    let topic = fresh_topic("unanswered");
+    let topic = fresh_name("unanswered", '/');
     let output = cli(&["request", URL, &topic, "ping", "--timeout", "500ms"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
@@ -316,12 +231,12 @@ fn a_connection_failure_names_mqtt_and_the_address_but_not_the_password() {
 
 #[test]
 fn a_wrong_password_is_refused_without_printing_it() {
-    if !mosquitto_available("a_wrong_password_is_refused_without_printing_it") {
+    if !SERVER.available("a_wrong_password_is_refused_without_printing_it") {
         return;
     }
     // The shared Mosquitto may allow anonymous clients, and then accepts any password: only
     // check that the password is never printed, whatever the outcome.
-    let topic = fresh_topic("password");
+    let topic = fresh_name("password", '/');
     let output = cli(&[
         "publish",
         "mqtt://someone:hunter2-secret@127.0.0.1:1883",

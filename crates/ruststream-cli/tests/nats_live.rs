@@ -6,66 +6,33 @@
 //! start it.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
 use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
 use ruststream_nats::{Config, NatsBroker};
 
-const CLI: &str = env!("CARGO_BIN_EXE_ruststream");
+mod support;
+use support::{CLI, Server, cli, fresh_name, text, wait_for_output};
+
+/// The shared server.
+const SERVER: Server = Server {
+    name: "NATS",
+    address: ADDRESS,
+    start: "nats-server -js -a 127.0.0.1 -p 4222",
+    service: "nats",
+};
+
 const ADDRESS: &str = "127.0.0.1:4222";
 const URL: &str = "nats://127.0.0.1:4222";
 
-/// Whether NATS is there; `false` (after printing SKIPPED) when it is not and that is
-/// allowed.
-fn nats_available(test: &str) -> bool {
-    let reachable = std::net::TcpStream::connect_timeout(
-        &ADDRESS.parse().expect("an address"),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if reachable {
-        return true;
-    }
-    if std::env::var("RUSTSTREAM_REQUIRE_SERVERS").is_ok_and(|value| value == "1") {
-        panic!(
-            "NATS is not reachable at {ADDRESS} and RUSTSTREAM_REQUIRE_SERVERS=1: start it with \
-             `scripts/services nats` (or `nats-server -js -a 127.0.0.1 -p 4222`)"
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: no NATS server at {ADDRESS} (start it with `scripts/services nats`, or \
-         set RUSTSTREAM_REQUIRE_SERVERS=1 to fail instead)"
-    );
-    false
-}
-
-/// A subject no other run uses.
-fn fresh_subject(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!("cli.{label}.{}.{nanos}", std::process::id())
-}
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(CLI)
-        .args(args)
-        .output()
-        .expect("ruststream runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
 fn subscribe_prints_what_publish_sends_with_headers() {
-    if !nats_available("subscribe_prints_what_publish_sends_with_headers") {
+    if !SERVER.available("subscribe_prints_what_publish_sends_with_headers") {
         return;
     }
-    let subject = fresh_subject("pubsub");
+    let subject = fresh_name("pubsub", '.');
     let mut subscriber = Command::new(CLI)
         .args(["subscribe", URL, &subject, "--count", "3"])
         .stdout(Stdio::piped())
@@ -134,43 +101,12 @@ fn subscribe_prints_what_publish_sends_with_headers() {
     assert!(stdout.contains("\nfrom stdin\n"), "{stdout}");
 }
 
-/// The standard output of `child` once it has exited with success; fails if it has not
-/// within `limit` (killing it).
-fn wait_for_output(mut child: std::process::Child, limit: Duration) -> String {
-    use std::io::Read as _;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = stdout.read_to_end(&mut text);
-        text
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let seen = text(&reader.join().unwrap_or_default());
-            panic!("`ruststream subscribe` did not end within {limit:?}; it printed:\n{seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = text(&reader.join().expect("the reader thread"));
-    assert!(
-        status.success(),
-        "`ruststream subscribe` failed: {status}\n{stdout}"
-    );
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_prints_the_reply() {
-    if !nats_available("request_prints_the_reply") {
+    if !SERVER.available("request_prints_the_reply") {
         return;
     }
-    let subject = fresh_subject("request");
+    let subject = fresh_name("request", '.');
     let broker = NatsBroker::new(Config::new(URL));
     broker.connect().await.unwrap();
     let mut requests = broker.subscribe(&subject).await.unwrap();
@@ -232,10 +168,10 @@ async fn request_prints_the_reply() {
 
 #[test]
 fn a_request_nobody_answers_fails_naming_nats() {
-    if !nats_available("a_request_nobody_answers_fails_naming_nats") {
+    if !SERVER.available("a_request_nobody_answers_fails_naming_nats") {
         return;
     }
-    let subject = fresh_subject("unanswered");
+    let subject = fresh_name("unanswered", '.');
     let output = cli(&["request", URL, &subject, "ping", "--timeout", "500ms"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);

@@ -5,119 +5,34 @@
 //! `RUSTSTREAM_REQUIRE_SERVERS=1` (scripts/test sets it), which makes them fail with how to
 //! start it.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
 use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
 use ruststream_redis::{Config, RedisBroker};
 
-const CLI: &str = env!("CARGO_BIN_EXE_ruststream");
+mod support;
+use support::{CLI, Server, cli, fresh_name, subscribe, text, wait_for_output};
+
+/// The shared server.
+const SERVER: Server = Server {
+    name: "Redis",
+    address: ADDRESS,
+    start: "redis-server --daemonize yes --bind 127.0.0.1 --port 6379",
+    service: "redis",
+};
+
 const ADDRESS: &str = "127.0.0.1:6379";
 const URL: &str = "redis://127.0.0.1:6379";
 
-/// Whether Redis is there; `false` (after printing SKIPPED) when it is not and that is
-/// allowed.
-fn redis_available(test: &str) -> bool {
-    let reachable = std::net::TcpStream::connect_timeout(
-        &ADDRESS.parse().expect("an address"),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if reachable {
-        return true;
-    }
-    if std::env::var("RUSTSTREAM_REQUIRE_SERVERS").is_ok_and(|value| value == "1") {
-        panic!(
-            "Redis is not reachable at {ADDRESS} and RUSTSTREAM_REQUIRE_SERVERS=1: start it \
-             with `scripts/services redis` (or `redis-server --daemonize yes --bind 127.0.0.1 \
-             --port 6379`)"
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: no Redis server at {ADDRESS} (start it with `scripts/services \
-         redis`, or set RUSTSTREAM_REQUIRE_SERVERS=1 to fail instead)"
-    );
-    false
-}
-
-/// A channel no other run uses.
-fn fresh_channel(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!("cli.{label}.{}.{nanos}", std::process::id())
-}
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(CLI)
-        .args(args)
-        .output()
-        .expect("ruststream runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `ruststream subscribe URL CHANNEL --count N`, returned once the server confirmed the
-/// subscription (its status line).
-fn subscribe(url: &str, topic: &str, count: u64) -> Child {
-    let mut subscriber = Command::new(CLI)
-        .args(["subscribe", url, topic, "--count", &count.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ruststream runs");
-    let mut status = String::new();
-    BufReader::new(subscriber.stderr.take().expect("stderr"))
-        .read_line(&mut status)
-        .expect("a status line");
-    assert!(
-        status.contains(&format!("subscribed to `{topic}`")),
-        "{status}"
-    );
-    subscriber
-}
-
-/// The standard output of `child` once it has exited with success; fails if it has not
-/// within `limit` (killing it).
-fn wait_for_output(mut child: Child, limit: Duration) -> String {
-    use std::io::Read as _;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = stdout.read_to_end(&mut text);
-        text
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let seen = text(&reader.join().unwrap_or_default());
-            panic!("`ruststream subscribe` did not end within {limit:?}; it printed:\n{seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = text(&reader.join().expect("the reader thread"));
-    assert!(
-        status.success(),
-        "`ruststream subscribe` failed: {status}\n{stdout}"
-    );
-    stdout
-}
-
 #[test]
 fn subscribe_prints_what_publish_sends_with_headers() {
-    if !redis_available("subscribe_prints_what_publish_sends_with_headers") {
+    if !SERVER.available("subscribe_prints_what_publish_sends_with_headers") {
         return;
     }
-    let channel = fresh_channel("pubsub");
+    let channel = fresh_name("pubsub", '.');
     let subscriber = subscribe(URL, &channel, 3);
 
     // The body as an argument, with headers and a content type.
@@ -174,10 +89,10 @@ fn subscribe_prints_what_publish_sends_with_headers() {
 
 #[test]
 fn a_glob_subscribes_to_a_pattern() {
-    if !redis_available("a_glob_subscribes_to_a_pattern") {
+    if !SERVER.available("a_glob_subscribes_to_a_pattern") {
         return;
     }
-    let channel = fresh_channel("pattern");
+    let channel = fresh_name("pattern", '.');
     let subscriber = subscribe(URL, &format!("{channel}.*"), 1);
     let leaf = format!("{channel}.kitchen");
     let sent = cli(&["publish", URL, &leaf, "21.5"]);
@@ -192,10 +107,10 @@ fn a_glob_subscribes_to_a_pattern() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_prints_the_reply() {
-    if !redis_available("request_prints_the_reply") {
+    if !SERVER.available("request_prints_the_reply") {
         return;
     }
-    let channel = fresh_channel("request");
+    let channel = fresh_name("request", '.');
     let broker = RedisBroker::new(Config::new(URL));
     broker.connect().await.unwrap();
     let mut requests = broker.subscribe(&channel).await.unwrap();
@@ -259,10 +174,10 @@ async fn request_prints_the_reply() {
 
 #[test]
 fn a_request_nobody_answers_fails_naming_redis() {
-    if !redis_available("a_request_nobody_answers_fails_naming_redis") {
+    if !SERVER.available("a_request_nobody_answers_fails_naming_redis") {
         return;
     }
-    let channel = fresh_channel("unanswered");
+    let channel = fresh_name("unanswered", '.');
     let output = cli(&["request", URL, &channel, "ping", "--timeout", "500ms"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
