@@ -10,12 +10,13 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
-use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
+use ruststream::{Broker as _, Subscribe as _};
 use ruststream_mqtt::{Config, MqttBroker, Protocol};
 
 mod support;
-use support::{CLI, Server, cli, fresh_name, subscribe, text, wait_for_output};
+use support::{
+    CLI, Server, answer_one, cli, fresh_name, request_is_answered, subscribe, text, wait_for_output,
+};
 
 /// The shared server.
 const SERVER: Server = Server {
@@ -135,67 +136,14 @@ async fn request_prints_the_reply_on_mqtt_5() {
     let broker = MqttBroker::new(Config::new(Protocol::V5, "127.0.0.1", 1883, responder_id));
     broker.connect().await.unwrap();
     // Returns once the server acknowledged the subscription.
-    let mut requests = broker.subscribe(&topic).await.unwrap();
-    let responder = {
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let request = requests.next_message().await.unwrap().unwrap();
-            let asked = request
-                .headers()
-                .get_str("question")
-                .unwrap_or("")
-                .to_owned();
-            let body = format!("echo: {}", String::from_utf8_lossy(request.payload()));
-            let mut headers = Headers::new();
-            headers.insert("answered", asked);
-            if let Some(correlation) = request.headers().get("correlation-id") {
-                headers.insert("correlation-id", correlation.to_vec());
-            }
-            let reply_to = request
-                .reply_to()
-                .expect("an MQTT 5 request has a response topic")
-                .to_owned();
-            broker
-                .publish(OutgoingMessage::new(&reply_to, body.as_bytes()).with_headers(&headers))
-                .await
-                .unwrap();
-            request.ack().await.unwrap();
-        })
-    };
-
-    let topic_for_cli = topic.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        cli(&[
-            "request",
-            URL,
-            &topic_for_cli,
-            "ping",
-            "--header",
-            "question=why",
-            "--timeout",
-            "5s",
-        ])
-    })
-    .await
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), responder)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "the request never reached the responder; ruststream said: {}",
-                text(&output.stderr)
-            )
-        })
-        .unwrap();
+    let requests = broker.subscribe(&topic).await.unwrap();
+    let responder = tokio::spawn(answer_one(
+        broker.clone(),
+        requests,
+        ruststream::headers::CORRELATION_ID,
+    ));
+    request_is_answered(URL, &topic, responder).await;
     broker.shutdown().await.unwrap();
-
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "echo: ping\n");
-    assert!(
-        text(&output.stderr).contains("answered: why"),
-        "{}",
-        text(&output.stderr)
-    );
 }
 
 #[test]

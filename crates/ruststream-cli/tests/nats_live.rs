@@ -9,12 +9,13 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ruststream::{Broker as _, IncomingMessage as _, OutgoingMessage, Publisher as _};
-use ruststream::{Headers, Subscribe as _, SubscriberExt as _};
+use ruststream::{Broker as _, Subscribe as _};
 use ruststream_nats::{Config, NatsBroker};
 
 mod support;
-use support::{CLI, Server, cli, fresh_name, text, wait_for_output};
+use support::{
+    CLI, Server, answer_one, cli, fresh_name, request_is_answered, text, wait_for_output,
+};
 
 /// The shared server.
 const SERVER: Server = Server {
@@ -109,61 +110,15 @@ async fn request_prints_the_reply() {
     let subject = fresh_name("request", '.');
     let broker = NatsBroker::new(Config::new(URL));
     broker.connect().await.unwrap();
-    let mut requests = broker.subscribe(&subject).await.unwrap();
+    let requests = broker.subscribe(&subject).await.unwrap();
     broker.client().unwrap().flush().await.unwrap();
-    let responder = {
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let request = requests.next_message().await.unwrap().unwrap();
-            let asked = request
-                .headers()
-                .get_str("question")
-                .unwrap_or("")
-                .to_owned();
-            let body = format!("echo: {}", String::from_utf8_lossy(request.payload()));
-            let mut headers = Headers::new();
-            headers.insert("answered", asked);
-            let reply_to = request.reply_to().unwrap().to_owned();
-            broker
-                .publish(OutgoingMessage::new(&reply_to, body.as_bytes()).with_headers(&headers))
-                .await
-                .unwrap();
-        })
-    };
-
-    let subject_for_cli = subject.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        cli(&[
-            "request",
-            URL,
-            &subject_for_cli,
-            "ping",
-            "--header",
-            "question=why",
-            "--timeout",
-            "5s",
-        ])
-    })
-    .await
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), responder)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "the request never reached the responder; ruststream said: {}",
-                text(&output.stderr)
-            )
-        })
-        .unwrap();
+    let responder = tokio::spawn(answer_one(
+        broker.clone(),
+        requests,
+        ruststream::headers::CORRELATION_ID,
+    ));
+    request_is_answered(URL, &subject, responder).await;
     broker.shutdown().await.unwrap();
-
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "echo: ping\n");
-    assert!(
-        text(&output.stderr).contains("answered: why"),
-        "{}",
-        text(&output.stderr)
-    );
 }
 
 #[test]

@@ -127,3 +127,73 @@ pub fn wait_for_output(mut child: Child, limit: Duration) -> String {
     );
     stdout
 }
+
+/// Answers the first request on `requests` through `publisher`: `echo: <body>` to its
+/// reply-to, with its `question` header back as `answered` and its correlation id (the
+/// header named `correlation`, which is the broker's) kept; then acks the request.
+pub async fn answer_one<P, S>(publisher: P, mut requests: S, correlation: &str)
+where
+    P: ruststream::Publisher,
+    S: ruststream::Subscriber,
+{
+    use ruststream::{Headers, IncomingMessage as _, OutgoingMessage, SubscriberExt as _};
+
+    let request = requests
+        .next_message()
+        .await
+        .expect("the subscription is open")
+        .expect("a request");
+    let asked = request
+        .headers()
+        .get_str("question")
+        .unwrap_or("")
+        .to_owned();
+    let body = format!("echo: {}", String::from_utf8_lossy(request.payload()));
+    let mut headers = Headers::new();
+    headers.insert("answered", asked);
+    if let Some(id) = request.headers().get(correlation) {
+        headers.insert(correlation.to_owned(), id.to_vec());
+    }
+    let reply_to = request
+        .reply_to()
+        .expect("a request has a reply-to")
+        .to_owned();
+    publisher
+        .publish(OutgoingMessage::new(&reply_to, body.as_bytes()).with_headers(&headers))
+        .await
+        .unwrap_or_else(|error| panic!("publishing the reply failed: {error}"));
+    request.ack().await.expect("the request acks");
+}
+
+/// Runs `ruststream request URL NAME ping --header question=why` while `responder`
+/// answers, and checks the reply it printed (body on stdout, headers on stderr).
+pub async fn request_is_answered(url: &str, name: &str, responder: tokio::task::JoinHandle<()>) {
+    let (url_for_cli, name_for_cli) = (url.to_owned(), name.to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "request",
+            &url_for_cli,
+            &name_for_cli,
+            "ping",
+            "--header",
+            "question=why",
+            "--timeout",
+            "5s",
+        ])
+    })
+    .await
+    .expect("the command ran");
+    tokio::time::timeout(Duration::from_secs(10), responder)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the request never reached the responder; ruststream said: {}",
+                text(&output.stderr)
+            )
+        })
+        .expect("the responder did not panic");
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(text(&output.stdout), "echo: ping\n");
+    assert!(stderr.contains("answered: why"), "{stderr}");
+}
