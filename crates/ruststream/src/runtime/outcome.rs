@@ -72,6 +72,26 @@ pub(crate) enum Kind {
     Failed(BoxError),
     /// Boxed: a rejection is rare, and a small `Outcome` is cheap to move on every call.
     Rejected(Box<Rejection>),
+    /// The handler panicked; the text of the panic.
+    Panicked(Box<str>),
+    /// One outcome per message of a batch, in order.
+    Each(Vec<Outcome>),
+}
+
+impl Kind {
+    /// A copy for another message of the same batch (an error is copied as its text).
+    pub(crate) fn duplicate(&self) -> Kind {
+        match self {
+            Kind::Settle(result) => Kind::Settle(*result),
+            Kind::Reply => Kind::Reply,
+            Kind::Failed(error) => Kind::Failed(error.to_string().into()),
+            Kind::Rejected(rejection) => {
+                Kind::Rejected(Box::new(Rejection::Other(rejection.to_string())))
+            }
+            Kind::Panicked(reason) => Kind::Panicked(reason.clone()),
+            Kind::Each(each) => super::pipeline::count_mismatch(each.len(), 1),
+        }
+    }
 }
 
 impl Outcome {
@@ -93,6 +113,12 @@ impl Outcome {
     /// A reply was encoded into the [`ReplyBuffer`]: publish it, then ack.
     pub fn replied() -> Self {
         Outcome(Kind::Reply)
+    }
+
+    /// A batch's outcome: one per message, in order. A batch whose count of outcomes
+    /// differs from its count of messages fails as a whole.
+    pub fn each(outcomes: Vec<Outcome>) -> Self {
+        Outcome(Kind::Each(outcomes))
     }
 }
 
