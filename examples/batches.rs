@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ruststream::BoxError;
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{App, HandlerResult, Producer, Router, SubscriberDef, batch_handler_fn};
+use ruststream::runtime::{App, Producer, Router, Settle, SubscriberDef, batch_handler_fn};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -32,9 +32,9 @@ pub(crate) fn app(broker: MemoryBroker) -> App {
                 .map(|r| {
                     if r.value < 0.0 {
                         println!("  dropping sensor {}'s reading {}", r.sensor, r.value);
-                        HandlerResult::Drop
+                        Settle::Drop
                     } else {
-                        HandlerResult::Ack
+                        Settle::Ack
                     }
                 })
                 .collect::<Vec<_>>()

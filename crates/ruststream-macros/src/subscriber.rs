@@ -555,8 +555,8 @@ mod tests {
             Some("Quote")
         );
         assert_eq!(
-            reply(syn::parse_quote!(-> Result<HandlerResult, String>)).as_deref(),
-            Some("HandlerResult")
+            reply(syn::parse_quote!(-> Result<Settle, String>)).as_deref(),
+            Some("Settle")
         );
         assert_eq!(
             reply(syn::parse_quote!(-> Vec<&str>)).as_deref(),
@@ -568,7 +568,7 @@ mod tests {
     fn result_is_recognised_by_its_last_segment() {
         assert!(is_result(&syn::parse_quote!(Result<Quote, Error>)));
         assert!(is_result(&syn::parse_quote!(std::io::Result<()>)));
-        assert!(!is_result(&syn::parse_quote!(HandlerResult)));
+        assert!(!is_result(&syn::parse_quote!(Settle)));
         assert!(!is_result(&syn::parse_quote!(Option<u8>)));
     }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use ruststream::memory::{MemoryBroker, MemorySource};
 use ruststream::prelude::*;
 use ruststream::runtime::{
-    App, DEAD_LETTER_REASON_HEADER, Format, HandlerResult, Message, Producer, Raw, Router,
-    RunningApp, State, SubscriberDef, Text,
+    App, DEAD_LETTER_REASON_HEADER, Format, Message, Producer, Raw, Router, RunningApp, Settle,
+    State, SubscriberDef, Text,
 };
 use ruststream::subscriber;
 use serde::{Deserialize, Serialize};
@@ -201,13 +201,13 @@ async fn a_result_replies_on_ok_and_retries_on_err() {
 }
 
 #[subscriber("settle")]
-async fn settle_explicitly(message: Message<'_>, seen: State<Seen>) -> HandlerResult {
+async fn settle_explicitly(message: Message<'_>, seen: State<Seen>) -> Settle {
     seen.calls.fetch_add(1, Ordering::SeqCst);
     if message.attempt() == 1 {
-        HandlerResult::Retry
+        Settle::Retry
     } else {
         seen.record("acked");
-        HandlerResult::Ack
+        Settle::Ack
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
 use ruststream::runtime::{
-    App, Backoff, FailurePolicy, HandlerRequest, HandlerResult, Router, Settlement, SubscriberDef,
+    App, Backoff, FailurePolicy, HandlerRequest, Router, Settle, Settlement, SubscriberDef,
     batch_handler_fn,
 };
 use ruststream::testing::{TestApp, TestBroker, TestClient};
@@ -103,13 +103,7 @@ where
     let handler = batch_handler_fn(|readings: Vec<Reading>| async move {
         readings
             .iter()
-            .map(|r| {
-                if r.id == 3 {
-                    HandlerResult::Drop
-                } else {
-                    HandlerResult::Ack
-                }
-            })
+            .map(|r| if r.id == 3 { Settle::Drop } else { Settle::Ack })
             .collect::<Vec<_>>()
     });
     let router = Router::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ruststream::memory::MemoryBroker;
 use ruststream::prelude::*;
 use ruststream::runtime::{
-    App, FailurePolicy, HandlerResult, Producer, Router, SubscriberDef, batch_handler_fn,
+    App, FailurePolicy, Producer, Router, Settle, SubscriberDef, batch_handler_fn,
 };
 use serde::{Deserialize, Serialize};
 use support::{dead_letter_reason, eventually, next_within};
@@ -35,9 +35,9 @@ async fn each_element_of_a_batch_is_settled_on_its_own() {
                 .iter()
                 .map(|r| {
                     if r.id == 7 && first_time {
-                        HandlerResult::Retry
+                        Settle::Retry
                     } else {
-                        HandlerResult::Ack
+                        Settle::Ack
                     }
                 })
                 .collect::<Vec<_>>()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::{HandlerResult, Message, Outcome};
+use super::{Message, Outcome, Settle};
 use crate::BoxError;
 
 /// Handles a batch of messages and says how to settle each.
@@ -23,8 +23,8 @@ pub trait BatchHandler: Send + Sync + 'static {
 
 /// What a batch handler's return value means.
 ///
-/// `()` acks every message; a [`HandlerResult`] settles every message alike; a `Vec` of
-/// per-message results ([`BatchElement`]: `HandlerResult`, `()`, `Result<_, E>`) settles
+/// `()` acks every message; a [`Settle`] settles every message alike; a `Vec` of
+/// per-message results ([`BatchElement`]: `Settle`, `()`, `Result<_, E>`) settles
 /// each message as its entry says (one per decoded message, in order); `Err` fails every
 /// message into the error policy.
 pub trait IntoBatchOutcome {
@@ -34,11 +34,11 @@ pub trait IntoBatchOutcome {
 
 impl IntoBatchOutcome for () {
     fn into_batch_outcome(self, len: usize) -> Vec<Outcome> {
-        HandlerResult::Ack.into_batch_outcome(len)
+        Settle::Ack.into_batch_outcome(len)
     }
 }
 
-impl IntoBatchOutcome for HandlerResult {
+impl IntoBatchOutcome for Settle {
     fn into_batch_outcome(self, len: usize) -> Vec<Outcome> {
         (0..len).map(|_| Outcome::settle(self)).collect()
     }
@@ -60,7 +60,7 @@ impl<T: BatchElement> IntoBatchOutcome for Vec<T> {
 }
 
 /// One message's result in a batch handler's `Vec` of results: `()` acks,
-/// [`HandlerResult`] settles as it says, `Err` fails the message into the error policy.
+/// [`Settle`] settles as it says, `Err` fails the message into the error policy.
 pub trait BatchElement {
     /// The message's outcome.
     fn into_element_outcome(self) -> Outcome;
@@ -68,11 +68,11 @@ pub trait BatchElement {
 
 impl BatchElement for () {
     fn into_element_outcome(self) -> Outcome {
-        Outcome::settle(HandlerResult::Ack)
+        Outcome::settle(Settle::Ack)
     }
 }
 
-impl BatchElement for HandlerResult {
+impl BatchElement for Settle {
     fn into_element_outcome(self) -> Outcome {
         Outcome::settle(self)
     }
@@ -174,7 +174,7 @@ where
                 .map(|outcome| {
                     outcome
                         .or_else(|| settled.next())
-                        .unwrap_or_else(|| Outcome::settle(HandlerResult::Ack))
+                        .unwrap_or_else(|| Outcome::settle(Settle::Ack))
                 })
                 .collect()
         }

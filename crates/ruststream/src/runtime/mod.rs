@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`Handler`] | handles one message; `#[subscriber]` or [`handler_fn`] make one of a function |
 //! | [`FromMessage`] | how each handler argument is extracted: a decoded payload, [`Raw`], [`Text`], `&Headers`, [`Message`], [`State`], [`Producer`] |
-//! | [`IntoOutcome`] | what a return value means: `()`, `Result`, [`HandlerResult`], a reply |
+//! | [`IntoOutcome`] | what a return value means: `()`, `Result`, [`Settle`], a reply |
 //! | [`SubscriberDef`] | a source, a handler and its options (workers, failure policies, format) |
 //! | [`BatchHandler`] | handles a batch of messages; mounted with [`SubscriberDef::batch`] |
 //! | [`Router`] | subscribers under a prefix, nested |
@@ -56,12 +56,12 @@ pub use health::{Component, Health, HealthReport};
 pub use invoke::Invoke;
 pub use message::{ATTEMPT_HEADER, Message};
 pub use middleware::{BoxHandlerService, BoxPublishService, HandlerRequest, PublishRequest};
-pub use observe::{Handled, Observer, Publication, Settlement, system_of};
+pub use observe::{Handled, Observer, PublishAttempt, Settlement, Subscription, system_of};
 #[doc(hidden)]
 pub use outcome::returned;
-pub use outcome::{HandlerResult, IntoOutcome, Outcome, ReplyBuffer, Respond};
+pub use outcome::{IntoOutcome, Outcome, ReplyBuffer, Respond, Settle};
 pub use policy::{Backoff, FailurePolicy};
-pub use producer::{Producer, Publish, PublishError};
+pub use producer::{MessageBuilder, Producer, ProducerError};
 pub use router::Router;
 pub use schema::TypeSchema;
 #[doc(hidden)]

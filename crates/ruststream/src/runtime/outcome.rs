@@ -1,4 +1,4 @@
-//! What a handler's return value means: [`HandlerResult`], [`Respond`] and [`IntoOutcome`].
+//! What a handler's return value means: [`Settle`], [`Respond`] and [`IntoOutcome`].
 
 use std::time::Duration;
 
@@ -11,14 +11,14 @@ use crate::codec::CodecError;
 /// An explicit settlement decision, for handlers that want to say more than ok/error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HandlerResult {
+pub enum Settle {
     /// Done: ack the message.
     Ack,
     /// Ask for redelivery now (counts as an attempt).
     Retry,
-    /// Ask for redelivery after the delay (counts as an attempt). Uses the broker's native
-    /// delayed redelivery where it has one; elsewhere the runtime publishes a delayed copy
-    /// before settling the original, so a crash during the delay loses nothing.
+    /// Ask for redelivery after the delay (counts as an attempt): the broker's
+    /// `nack_after`, its durable delayed redelivery (an immediate requeue where it has
+    /// none). No worker waits for the delay.
     RetryAfter(Duration),
     /// Reject the message for good (`nack(false)`).
     Drop,
@@ -66,7 +66,7 @@ pub struct Outcome(pub(crate) Kind);
 
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Settle(HandlerResult),
+    Settle(Settle),
     /// The reply is in the [`ReplyBuffer`]; publish it, then ack.
     Reply,
     Failed(BoxError),
@@ -96,7 +96,7 @@ impl Kind {
 
 impl Outcome {
     /// Settle as `result` says.
-    pub fn settle(result: HandlerResult) -> Self {
+    pub fn settle(result: Settle) -> Self {
         Outcome(Kind::Settle(result))
     }
 
@@ -124,7 +124,7 @@ impl Outcome {
 
 /// Turns a handler's return value into an [`Outcome`].
 ///
-/// `()` acks; [`HandlerResult`] settles as it says; `Result<T, E>` is `T`'s outcome or,
+/// `()` acks; [`Settle`] settles as it says; `Result<T, E>` is `T`'s outcome or,
 /// on `Err`, a failure for the error policy; [`Respond<T>`] publishes `T` as the reply.
 pub trait IntoOutcome {
     /// The outcome, with any reply encoded into `reply`.
@@ -133,11 +133,11 @@ pub trait IntoOutcome {
 
 impl IntoOutcome for () {
     fn into_outcome(self, _: &mut ReplyBuffer) -> Outcome {
-        Outcome::settle(HandlerResult::Ack)
+        Outcome::settle(Settle::Ack)
     }
 }
 
-impl IntoOutcome for HandlerResult {
+impl IntoOutcome for Settle {
     fn into_outcome(self, _: &mut ReplyBuffer) -> Outcome {
         Outcome::settle(self)
     }

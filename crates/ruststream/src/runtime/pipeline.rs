@@ -4,8 +4,8 @@
 
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::Either;
@@ -17,7 +17,7 @@ use super::observe::Handled;
 use super::outcome::Kind;
 use super::settle::{Settler, Slot};
 use super::stop::StopSignal;
-use super::{FailurePolicy, Message, Outcome, ReplyBuffer, RuntimeBroker, spans};
+use super::{FailurePolicy, Message, Outcome, RuntimeBroker, spans};
 use crate::{IncomingMessage, Subscriber};
 
 /// A subscription's handler and everything its deliveries go through.
@@ -97,7 +97,11 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
                 .for_each(|view| observers.received(view));
             Instant::now()
         });
-        let mut outcome = self.call::<Sub>(views.as_slice(), &mut slot.reply).await;
+        let mut outcome = {
+            // Made in place and polled where it is, rather than moved into a wrapper.
+            let mut call = pin!(self.invoke.call(views.as_slice(), &mut slot.reply));
+            poll_fn(|cx| poll_caught(call.as_mut(), cx)).await
+        };
         if self.wants_in_place_retry(&outcome) {
             match self
                 .retry_in_place::<Sub>(views.as_slice(), outcome, slot)
@@ -130,26 +134,6 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
             let kind = element(&outcome.0, i, count);
             self.settler.settle(message, kind, slot).await;
         }
-    }
-
-    /// Calls the handler once on `views`. A panic is caught and becomes the outcome: it
-    /// never takes the process down.
-    async fn call<Sub>(&self, views: &[Message<'_>], reply: &mut ReplyBuffer) -> Outcome
-    where
-        Sub: Subscriber,
-        I: Invoke<Sub>,
-    {
-        // Made in place and polled where it is, rather than moved into a wrapper.
-        let mut call = pin!(self.invoke.call(views, reply));
-        poll_fn(
-            |cx| match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
-                Ok(poll) => poll,
-                Err(panic) => {
-                    Poll::Ready(Outcome(Kind::Panicked(panic_reason(panic.as_ref()).into())))
-                }
-            },
-        )
-        .await
     }
 
     /// Whether some message's outcome is a failure whose policy calls the handler again.
@@ -215,7 +199,10 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
             }
             calls += 1;
             let again: Vec<Message<'_>> = pending.iter().map(|&i| messages[i]).collect();
-            let outcome = self.call::<Sub>(&again, &mut slot.reply).await;
+            let outcome = {
+                let mut call = pin!(self.invoke.call(&again, &mut slot.reply));
+                poll_fn(|cx| poll_caught(call.as_mut(), cx)).await
+            };
             for (n, &i) in pending.iter().enumerate() {
                 kinds[i] = element(&outcome.0, n, pending.len()).duplicate();
             }
@@ -224,6 +211,18 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
             1 => Outcome(kinds.pop().unwrap_or(Kind::Each(Vec::new()))),
             _ => Outcome::each(kinds.into_iter().map(Outcome).collect()),
         })
+    }
+}
+
+/// Polls a handler call, its panic caught and turned into the outcome: a panic never
+/// takes the process down.
+fn poll_caught(
+    call: Pin<&mut impl Future<Output = Outcome>>,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome> {
+    match catch_unwind(AssertUnwindSafe(|| call.poll(cx))) {
+        Ok(poll) => poll,
+        Err(panic) => Poll::Ready(Outcome(Kind::Panicked(panic_reason(panic.as_ref()).into()))),
     }
 }
 

@@ -10,11 +10,11 @@ use tracing::Instrument as _;
 
 use super::message::{ATTEMPT_HEADER, Scope, attempt_of};
 use super::middleware::LayeredPublisher;
-use super::observe::{Observers, Publication, Settlement};
+use super::observe::{Observers, PublishAttempt, Settlement, Subscription};
 use super::outcome::Kind;
 use super::stop::StopSignal;
 use super::subscriber::SubscriberOptions;
-use super::{FailurePolicy, HandlerResult, Message, ReplyBuffer, RuntimeBroker, spans};
+use super::{FailurePolicy, Message, ReplyBuffer, RuntimeBroker, Settle, spans};
 use crate::headers::{CONTENT_TYPE, CORRELATION_ID};
 use crate::{AckError, BoxError, Headers, IncomingMessage, OutgoingMessage};
 
@@ -61,7 +61,7 @@ impl<B: RuntimeBroker> Settler<B> {
         kind: &'a Kind,
         slot: &'a mut Slot,
     ) -> impl Future<Output = ()> + Send + 'a {
-        let Kind::Settle(HandlerResult::Ack) = kind else {
+        let Kind::Settle(Settle::Ack) = kind else {
             return Either::Right(Box::pin(self.settle_otherwise(message, kind, slot)));
         };
         self.observe(&message, Settlement::Acked);
@@ -74,16 +74,16 @@ impl<B: RuntimeBroker> Settler<B> {
 
     async fn settle_otherwise<M: IncomingMessage>(&self, message: M, kind: &Kind, slot: &mut Slot) {
         match kind {
-            Kind::Settle(HandlerResult::Ack) => self.ack_as(message, Settlement::Acked).await,
-            Kind::Settle(HandlerResult::Retry) => {
+            Kind::Settle(Settle::Ack) => self.ack_as(message, Settlement::Acked).await,
+            Kind::Settle(Settle::Retry) => {
                 self.retry(message, None, "the handler asked for a retry")
                     .await;
             }
-            Kind::Settle(HandlerResult::RetryAfter(delay)) => {
+            Kind::Settle(Settle::RetryAfter(delay)) => {
                 self.retry(message, Some(*delay), "the handler asked for a retry")
                     .await;
             }
-            Kind::Settle(HandlerResult::Drop) => self.drop_message(message).await,
+            Kind::Settle(Settle::Drop) => self.drop_message(message).await,
             Kind::Reply => match self.publish_reply(&message, slot).await {
                 Ok(()) => self.ack_as(message, Settlement::Acked).await,
                 Err(error) => {
@@ -295,7 +295,7 @@ impl<B: RuntimeBroker> Settler<B> {
             .as_ref()
             .err()
             .map(|e| e.as_ref() as &(dyn std::error::Error + 'static));
-        self.observers.published(&Publication {
+        self.observers.published(&PublishAttempt {
             message: &message,
             system: self.scope.system,
             error,
@@ -331,6 +331,8 @@ impl<B: RuntimeBroker> Settler<B> {
     #[cold]
     fn ack_failed(&self, error: &AckError) {
         tracing::warn!(handler = %self.scope.handler, %error, "the ack failed; the broker may redeliver the message");
+        self.observers
+            .ack_failed(&Subscription::of(&self.scope), error);
     }
 
     async fn drop_message<M: IncomingMessage>(&self, message: M) {
