@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     dialing: tokio::sync::Mutex<()>,
     /// Exchanges publishers declared, declared again on every new connection.
     exchanges: Mutex<Vec<RabbitExchange>>,
+    /// Queues declared with `declare_queue`, declared again on every new connection.
+    queues: Mutex<Vec<RabbitQueue>>,
 }
 
 impl RabbitBroker {
@@ -59,6 +61,7 @@ impl RabbitBroker {
                 publish: RwLock::new(None),
                 dialing: tokio::sync::Mutex::new(()),
                 exchanges: Mutex::new(Vec::new()),
+                queues: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -98,14 +101,27 @@ impl RabbitBroker {
     }
 
     /// Declares `queue` with its bindings now, without consuming it (so that publishes
-    /// to it are routed before any subscriber runs). Returns its name.
+    /// to it are routed before any subscriber runs), and again after every
+    /// reconnection: a server that lost it in a crash has it back before the next
+    /// publish. Returns its name.
     pub async fn declare_queue(&self, queue: &RabbitQueue) -> Result<String, RabbitError> {
         let channel = self.channel().await?;
-        queue.declare(&channel).await
+        let name = queue.declare(&channel).await?;
+        if !queue.is_exclusive() && !queue.name_str().is_empty() {
+            let mut queues = self.inner.queues.lock();
+            if !queues.iter().any(|known| known == queue) {
+                queues.push(queue.clone());
+            }
+        }
+        Ok(name)
     }
 
     /// Deletes the queue `name` with its messages (for tests and tools).
     pub async fn delete_queue(&self, name: &str) -> Result<(), RabbitError> {
+        self.inner
+            .queues
+            .lock()
+            .retain(|known| known.name_str() != name);
         let channel = self.channel().await?;
         channel
             .queue_delete(short(name)?, lapin::options::QueueDeleteOptions::default())
@@ -229,13 +245,17 @@ impl RabbitBroker {
         let connection = Arc::new(self.dial().await?);
         // The topology publishers rely on, declared again on the new connection.
         let exchanges = self.inner.exchanges.lock().clone();
-        if !exchanges.is_empty() {
+        let queues = self.inner.queues.lock().clone();
+        if !exchanges.is_empty() || !queues.is_empty() {
             let channel = connection
                 .create_channel()
                 .await
                 .map_err(|error| self.down(error))?;
             for exchange in &exchanges {
                 exchange.declare(&channel).await?;
+            }
+            for queue in &queues {
+                queue.declare(&channel).await?;
             }
             let _ = channel.close(200, "OK".into()).await;
         }

@@ -141,7 +141,8 @@ impl Config {
 
     /// While the connection is down, a publish waits up to `wait` for it to come back
     /// (reconnecting with [`reconnect`](Self::reconnect)'s backoff) and is then sent;
-    /// after `wait` it fails. Default: it fails at once with
+    /// a publish the server refuses (`basic.nack`, as a quorum queue does until it has
+    /// a leader again) is sent again too. After `wait` it fails. Default: it fails at once with
     /// [`RabbitError::Disconnected`]. Either way a publish returns `Ok` only once the
     /// server confirmed it, so nothing is lost silently; a publish whose confirm was lost
     /// with the connection is sent again after the wait, which may duplicate it.

@@ -168,7 +168,12 @@ impl RabbitBroker {
                             .await
                         {
                             Ok(()) => return Ok(()),
-                            Err(error @ RabbitError::Disconnected { .. }) => Failure::Down(error),
+                            // A queue without a leader yet (a quorum queue just after a
+                            // restart) refuses messages for a moment: like an outage.
+                            Err(
+                                error @ (RabbitError::Disconnected { .. }
+                                | RabbitError::Nacked { .. }),
+                            ) => Failure::Down(error),
                             Err(error) => Failure::Final(error),
                         }
                     }

@@ -208,6 +208,10 @@ impl Drop for PrivateNode {
                 .args(["-KILL", "--", &format!("-{pid}")])
                 .status();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("RUSTSTREAM_KEEP_NODE_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("kept the node's directory {}", self.dir.display());
+        }
     }
 }
