@@ -17,6 +17,7 @@
 //! | `message` | [`RabbitMessage`]: headers and properties, settlement, delay queues |
 //! | `publisher` | `Publisher` for `RabbitBroker`, [`RabbitPublisher`], transactions, requests |
 //! | [`asyncapi`] | `DescribeServer` and the AMQP bindings |
+//! | `testing` | `TestBroker` for `RabbitBroker` (feature `testing`) |
 //! | `error` | [`RabbitError`] |
 //!
 //! A service consuming a quorum queue bound to a topic exchange:
@@ -50,6 +51,8 @@ mod message;
 mod publisher;
 mod source;
 mod subscriber;
+#[cfg(feature = "testing")]
+mod testing;
 
 pub use broker::RabbitBroker;
 pub use config::{Config, DEFAULT_PREFETCH};
@@ -60,6 +63,6 @@ pub use source::{Binding, ExchangeType, QueueType, RabbitExchange, RabbitQueue, 
 pub use subscriber::RabbitSubscriber;
 
 /// The crate's page of docs, compiled so its examples stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "testing"))]
 #[doc = include_str!("../../../docs/brokers/rabbitmq.md")]
 struct RabbitGuide;
