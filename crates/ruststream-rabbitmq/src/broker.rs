@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{RabbitError, shown};
 use crate::message::Origin;
 use crate::source::{RabbitExchange, RabbitQueue, short};
-use crate::subscriber::RabbitSubscriber;
+use crate::subscriber::{RabbitSubscriber, Source};
 
 /// A connection to a RabbitMQ server: cheap to clone (clones share it).
 ///
@@ -46,11 +46,25 @@ pub(crate) struct Inner {
     exchanges: Mutex<Vec<RabbitExchange>>,
     /// Queues declared with `declare_queue`, declared again on every new connection.
     queues: Mutex<Vec<RabbitQueue>>,
+    /// The in-process server, in place of a connection (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) local: Option<Arc<crate::testing::LocalServer>>,
 }
 
 impl RabbitBroker {
     /// A broker for `config`, not yet connected.
     pub fn new(config: Config) -> Self {
+        Self::build(
+            config,
+            #[cfg(feature = "testing")]
+            None,
+        )
+    }
+
+    pub(crate) fn build(
+        config: Config,
+        #[cfg(feature = "testing")] local: Option<Arc<crate::testing::LocalServer>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -62,6 +76,8 @@ impl RabbitBroker {
                 dialing: tokio::sync::Mutex::new(()),
                 exchanges: Mutex::new(Vec::new()),
                 queues: Mutex::new(Vec::new()),
+                #[cfg(feature = "testing")]
+                local,
             }),
         }
     }
@@ -73,6 +89,10 @@ impl RabbitBroker {
 
     /// Whether the AMQP connection is up right now.
     pub fn is_connected(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if self.inner.local.is_some() {
+            return !self.inner.shutdown.is_triggered();
+        }
         self.inner
             .link
             .read()
@@ -90,6 +110,10 @@ impl RabbitBroker {
 
     /// Declares `exchange` now, and again after every reconnection.
     pub async fn declare_exchange(&self, exchange: &RabbitExchange) -> Result<(), RabbitError> {
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            return local.declare_exchange(exchange);
+        }
         {
             let mut exchanges = self.inner.exchanges.lock();
             if !exchanges.iter().any(|known| known == exchange) {
@@ -105,6 +129,10 @@ impl RabbitBroker {
     /// reconnection: a server that lost it in a crash has it back before the next
     /// publish. Returns its name.
     pub async fn declare_queue(&self, queue: &RabbitQueue) -> Result<String, RabbitError> {
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            return local.declare_queue(queue);
+        }
         let channel = self.channel().await?;
         let name = queue.declare(&channel).await?;
         if !queue.is_exclusive() && !queue.name_str().is_empty() {
@@ -122,6 +150,11 @@ impl RabbitBroker {
             .queues
             .lock()
             .retain(|known| known.name_str() != name);
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            local.delete_queue(name);
+            return Ok(());
+        }
         let channel = self.channel().await?;
         channel
             .queue_delete(short(name)?, lapin::options::QueueDeleteOptions::default())
@@ -139,6 +172,11 @@ impl RabbitBroker {
             .exchanges
             .lock()
             .retain(|known| known.name() != name);
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            local.delete_exchange(name);
+            return Ok(());
+        }
         let channel = self.channel().await?;
         channel
             .exchange_delete(
@@ -236,6 +274,12 @@ impl RabbitBroker {
         if self.inner.shutdown.is_triggered() {
             return Err(RabbitError::Closed);
         }
+        #[cfg(feature = "testing")]
+        if self.inner.local.is_some() {
+            return Err(RabbitError::Config(
+                "an in-process broker has no AMQP connection".to_owned(),
+            ));
+        }
         if !self.inner.started.load(Ordering::Acquire) {
             return Err(RabbitError::NotConnected);
         }
@@ -299,6 +343,13 @@ impl RabbitBroker {
     /// its exchanges and bindings declared (or checked), then `basic.consume` with
     /// manual acks.
     pub(crate) async fn open(&self, queue: RabbitQueue) -> Result<RabbitSubscriber, RabbitError> {
+        if self.inner.shutdown.is_triggered() {
+            return Err(RabbitError::Closed);
+        }
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            return local.open(&queue, self).await;
+        }
         let channel = self.channel().await?;
         let prefetch = queue
             .prefetch_count()
@@ -327,8 +378,10 @@ impl RabbitBroker {
             quorum: queue.queue_type() == crate::QueueType::Quorum,
         });
         Ok(RabbitSubscriber::new(
-            channel,
-            consumer,
+            Source::Live {
+                consumer,
+                _channel: channel,
+            },
             origin,
             self.inner.shutdown.watch(),
         ))
@@ -382,12 +435,20 @@ impl Broker for RabbitBroker {
             return Err(RabbitError::Closed);
         }
         self.inner.started.store(true, Ordering::Release);
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            return local.connect().await;
+        }
         self.connection().await.map(|_| ())
     }
 
     async fn shutdown(&self) -> Result<(), RabbitError> {
         if !self.inner.shutdown.trigger() {
             return Ok(());
+        }
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            return local.shutdown().await;
         }
         self.inner.publish.write().take();
         let connection = self.inner.link.write().take();

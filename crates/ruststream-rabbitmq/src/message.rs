@@ -40,7 +40,7 @@ pub(crate) struct Origin {
 pub struct RabbitMessage {
     payload: Bytes,
     headers: Headers,
-    acker: Acker,
+    settle: Settle,
     routing_key: ShortString,
     exchange: ShortString,
     redelivered: bool,
@@ -62,10 +62,44 @@ impl RabbitMessage {
         Self {
             payload: Bytes::from(data),
             headers: headers_of(&properties),
-            acker,
+            settle: Settle::Live(acker),
             routing_key,
             exchange,
             redelivered,
+            properties,
+            origin: Arc::clone(origin),
+        }
+    }
+
+    /// A message the in-process test client routed.
+    #[cfg(feature = "testing")]
+    pub(crate) fn local(message: ruststream::testing::TestMessage, origin: &Arc<Origin>) -> Self {
+        let mut headers = message.headers().clone();
+        let exchange = headers
+            .get_str(crate::testing::EXCHANGE_HEADER)
+            .unwrap_or("")
+            .to_owned();
+        let routing_key = headers
+            .get_str(crate::testing::ROUTING_KEY_HEADER)
+            .or(message.name())
+            .unwrap_or("")
+            .to_owned();
+        headers.remove(crate::testing::EXCHANGE_HEADER);
+        headers.remove(crate::testing::ROUTING_KEY_HEADER);
+        let mut properties = BasicProperties::default();
+        if let Some(reply_to) = message
+            .reply_to()
+            .and_then(|r| ShortString::try_new(r).ok())
+        {
+            properties = properties.with_reply_to(reply_to);
+        }
+        Self {
+            payload: Bytes::copy_from_slice(message.payload()),
+            headers,
+            settle: Settle::Local(message),
+            routing_key: ShortString::try_new(routing_key).unwrap_or_default(),
+            exchange: ShortString::try_new(exchange).unwrap_or_default(),
+            redelivered: false,
             properties,
             origin: Arc::clone(origin),
         }
@@ -119,6 +153,13 @@ impl std::fmt::Debug for RabbitMessage {
     }
 }
 
+/// How a message is settled: on its channel, or (in process) by the test client.
+pub(crate) enum Settle {
+    Live(Acker),
+    #[cfg(feature = "testing")]
+    Local(ruststream::testing::TestMessage),
+}
+
 fn settled(result: lapin::Result<bool>) -> Result<(), AckError> {
     match result {
         Ok(true) => Ok(()),
@@ -139,7 +180,11 @@ impl IncomingMessage for RabbitMessage {
     }
 
     async fn ack(self) -> Result<(), AckError> {
-        settled(self.acker.ack(BasicAckOptions::default()).await)
+        match self.settle {
+            Settle::Live(acker) => settled(acker.ack(BasicAckOptions::default()).await),
+            #[cfg(feature = "testing")]
+            Settle::Local(message) => message.ack().await,
+        }
     }
 
     /// `basic.nack`: `requeue = true` puts it back in the queue (at its head, where the
@@ -150,7 +195,11 @@ impl IncomingMessage for RabbitMessage {
             multiple: false,
             requeue,
         };
-        settled(self.acker.nack(options).await)
+        match self.settle {
+            Settle::Live(acker) => settled(acker.nack(options).await),
+            #[cfg(feature = "testing")]
+            Settle::Local(message) => message.nack(requeue).await,
+        }
     }
 
     /// Publishes a copy to the delay queue of `delay` (a durable queue whose message
@@ -162,6 +211,10 @@ impl IncomingMessage for RabbitMessage {
     async fn nack_after(self, delay: Duration) -> Result<(), AckError> {
         if delay.is_zero() {
             return self.nack(true).await;
+        }
+        #[cfg(feature = "testing")]
+        if let Settle::Local(message) = self.settle {
+            return message.nack_after(delay).await;
         }
         let mut properties = self.properties.clone();
         let mut table = properties.headers().clone().unwrap_or_default();

@@ -20,7 +20,7 @@ use crate::message::headers_of;
 use crate::source::{RabbitExchange, short};
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+pub(crate) const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// AMQP `delivery_mode` 2: written to disk by durable queues.
 const PERSISTENT: u8 = 2;
@@ -132,6 +132,13 @@ impl RabbitBroker {
     ) -> Result<(), RabbitError> {
         if self.inner.shutdown.is_triggered() {
             return Err(RabbitError::Closed);
+        }
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            if let Some(state) = declare {
+                local.declare_exchange(&state.exchange)?;
+            }
+            return local.publish(exchange, msg, mandatory).await;
         }
         let properties = properties_of(&msg)?;
         let routing_key = msg.name();
@@ -274,6 +281,13 @@ impl RabbitBroker {
         declare: Option<&PublisherState>,
     ) -> Result<Reply, RabbitError> {
         let name = msg.name();
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            if let Some(state) = declare {
+                local.declare_exchange(&state.exchange)?;
+            }
+            return local.request(exchange, msg, timeout).await;
+        }
         let channel = self.channel().await?;
         if let Some(state) = declare {
             state.ensure(self, &channel).await?;
@@ -343,6 +357,17 @@ impl RabbitBroker {
         &self,
         exchange: Option<Arc<PublisherState>>,
     ) -> Result<RabbitTransaction, RabbitError> {
+        #[cfg(feature = "testing")]
+        if let Some(local) = &self.inner.local {
+            if let Some(state) = &exchange {
+                local.declare_exchange(&state.exchange)?;
+            }
+            return Ok(RabbitTransaction {
+                broker: self.clone(),
+                tx: Tx::Local(Vec::new()),
+                exchange,
+            });
+        }
         let channel = self.channel().await?;
         if let Some(state) = &exchange {
             state.ensure(self, &channel).await?;
@@ -353,7 +378,7 @@ impl RabbitBroker {
             .map_err(|error| RabbitError::Transaction(self.redact(error)))?;
         Ok(RabbitTransaction {
             broker: self.clone(),
-            channel,
+            tx: Tx::Live(channel),
             exchange,
         })
     }
@@ -508,15 +533,22 @@ impl TransactionalPublisher for RabbitPublisher {
 /// dropped.
 pub struct RabbitTransaction {
     broker: RabbitBroker,
-    channel: Channel,
+    tx: Tx,
     exchange: Option<Arc<PublisherState>>,
+}
+
+/// Where a transaction's publishes wait for the commit.
+enum Tx {
+    /// A channel in `tx` mode.
+    Live(Channel),
+    /// In process: the messages themselves (name, payload, headers).
+    #[cfg(feature = "testing")]
+    Local(Vec<(String, Vec<u8>, ruststream::Headers)>),
 }
 
 impl std::fmt::Debug for RabbitTransaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RabbitTransaction")
-            .field("channel", &self.channel.id())
-            .finish_non_exhaustive()
+        f.debug_struct("RabbitTransaction").finish_non_exhaustive()
     }
 }
 
@@ -526,41 +558,75 @@ impl RabbitTransaction {
     }
 }
 
+impl RabbitTransaction {
+    fn exchange_name(&self) -> &str {
+        self.exchange
+            .as_ref()
+            .map_or("", |state| state.exchange.name())
+    }
+}
+
 impl Transaction for RabbitTransaction {
     type Error = RabbitError;
 
     async fn publish(&mut self, msg: OutgoingMessage<'_>) -> Result<(), RabbitError> {
         let properties = properties_of(&msg)?;
-        let exchange = self
-            .exchange
-            .as_ref()
-            .map_or("", |state| state.exchange.name());
-        self.channel
-            .basic_publish(
-                short(exchange)?,
-                short(msg.name())?,
-                BasicPublishOptions::default(),
-                msg.payload(),
-                properties,
-            )
-            .await
-            .map_err(|error| self.failed(error))?;
+        let exchange = short(self.exchange_name())?;
+        let routing_key = short(msg.name())?;
+        match &mut self.tx {
+            Tx::Live(channel) => {
+                channel
+                    .basic_publish(
+                        exchange,
+                        routing_key,
+                        BasicPublishOptions::default(),
+                        msg.payload(),
+                        properties,
+                    )
+                    .await
+                    .map_err(|error| RabbitError::Transaction(self.broker.redact(error)))?;
+            }
+            #[cfg(feature = "testing")]
+            Tx::Local(messages) => messages.push((
+                msg.name().to_owned(),
+                msg.payload().to_vec(),
+                msg.headers().clone(),
+            )),
+        }
         Ok(())
     }
 
     async fn commit(self) -> Result<(), RabbitError> {
-        self.channel
-            .tx_commit()
-            .await
-            .map_err(|error| self.failed(error))?;
-        let _ = self.channel.close(200, "OK".into()).await;
+        match &self.tx {
+            Tx::Live(channel) => {
+                channel
+                    .tx_commit()
+                    .await
+                    .map_err(|error| self.failed(error))?;
+                let _ = channel.close(200, "OK".into()).await;
+            }
+            #[cfg(feature = "testing")]
+            Tx::Local(messages) => {
+                let exchange = self.exchange_name();
+                for (name, payload, headers) in messages {
+                    let msg = OutgoingMessage::new(name, payload).with_headers(headers);
+                    self.broker.send(exchange, msg, None, false).await?;
+                }
+            }
+        }
         Ok(())
     }
 
     async fn abort(self) -> Result<(), RabbitError> {
-        let rolled_back = self.channel.tx_rollback().await;
-        let _ = self.channel.close(200, "OK".into()).await;
-        rolled_back.map_err(|error| self.failed(error))
+        match &self.tx {
+            Tx::Live(channel) => {
+                let rolled_back = channel.tx_rollback().await;
+                let _ = channel.close(200, "OK".into()).await;
+                rolled_back.map_err(|error| self.failed(error))
+            }
+            #[cfg(feature = "testing")]
+            Tx::Local(_) => Ok(()),
+        }
     }
 }
 

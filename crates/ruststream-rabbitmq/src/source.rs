@@ -61,6 +61,16 @@ impl From<String> for Value {
 }
 
 impl Value {
+    /// The value as header bytes would carry it: strings as they are, the rest as text.
+    #[cfg(feature = "testing")]
+    pub(crate) fn to_text(&self) -> String {
+        match self {
+            Self::Int(n) => n.to_string(),
+            Self::Str(s) => s.clone(),
+            Self::Bool(b) => b.to_string(),
+        }
+    }
+
     fn to_amqp(&self) -> AMQPValue {
         match self {
             Self::Int(n) => AMQPValue::LongLongInt(*n),
@@ -224,6 +234,11 @@ impl RabbitExchange {
         self.durable
     }
 
+    /// Whether it is only checked, not declared.
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+
     /// Whether it is deleted with its last binding.
     pub fn is_auto_delete(&self) -> bool {
         self.auto_delete
@@ -287,8 +302,9 @@ pub enum QueueType {
     Quorum,
 }
 
+/// How a binding selects messages.
 #[derive(Debug, Clone, PartialEq)]
-enum Match {
+pub(crate) enum Match {
     RoutingKey(String),
     Headers {
         all: bool,
@@ -307,6 +323,11 @@ impl Binding {
     /// The exchange bound from.
     pub fn exchange(&self) -> &RabbitExchange {
         &self.exchange
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn matching(&self) -> &Match {
+        &self.matching
     }
 
     /// The routing key (or pattern) of a routing-key binding.

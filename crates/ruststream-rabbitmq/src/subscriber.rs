@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::pin::Pin;
+
+use futures::future::Either;
 use futures::{Stream, StreamExt};
 use lapin::{Channel, Consumer};
 use ruststream::kit::{Batcher, ShutdownWatch};
@@ -21,6 +24,33 @@ const CLASSIC: Capabilities = Capabilities::DEFAULT
 /// A quorum queue's messages also count their deliveries.
 const QUORUM: Capabilities = CLASSIC.with_redelivery_count(true);
 
+/// Where the deliveries come from.
+// Built once per subscription and never moved per message: the size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Source {
+    /// A consumer on a channel of its own (kept open for it; closed on drop).
+    Live {
+        consumer: Consumer,
+        _channel: Channel,
+    },
+    /// The in-process test client.
+    #[cfg(feature = "testing")]
+    Local(ruststream::testing::TestSubscriber),
+}
+
+impl Source {
+    fn consumer(&mut self) -> Option<&mut Consumer> {
+        match self {
+            Self::Live { consumer, .. } => Some(consumer),
+            #[cfg(feature = "testing")]
+            Self::Local(_) => None,
+        }
+    }
+}
+
+/// The stream type of the in-process mode (never built without the `testing` feature).
+type Boxed<'a, T> = Pin<Box<dyn Stream<Item = Result<T, RabbitError>> + Send + 'a>>;
+
 /// A consumer on a queue, with manual acks, on a channel of its own.
 ///
 /// Dropping it closes the channel: every message it delivered and nobody settled goes
@@ -28,9 +58,7 @@ const QUORUM: Capabilities = CLASSIC.with_redelivery_count(true);
 /// server cancels the consumer or the connection drops, it yields
 /// [`RabbitError::Cancelled`] once, and the runtime subscribes again.
 pub struct RabbitSubscriber {
-    consumer: Consumer,
-    /// Kept open for the consumer; closed on drop.
-    _channel: Channel,
+    source: Source,
     origin: Arc<Origin>,
     watch: ShutdownWatch,
     batcher: Batcher<RabbitMessage, RabbitError>,
@@ -38,15 +66,9 @@ pub struct RabbitSubscriber {
 }
 
 impl RabbitSubscriber {
-    pub(crate) fn new(
-        channel: Channel,
-        consumer: Consumer,
-        origin: Arc<Origin>,
-        watch: ShutdownWatch,
-    ) -> Self {
+    pub(crate) fn new(source: Source, origin: Arc<Origin>, watch: ShutdownWatch) -> Self {
         Self {
-            consumer,
-            _channel: channel,
+            source,
             origin,
             watch,
             batcher: Batcher::new(),
@@ -120,21 +142,35 @@ impl Subscriber for RabbitSubscriber {
     type Error = RabbitError;
 
     fn stream(&mut self) -> impl Stream<Item = Result<RabbitMessage, RabbitError>> + Send + '_ {
-        futures::stream::poll_fn(move |cx| {
-            let Self {
-                consumer,
-                origin,
-                watch,
-                batcher,
-                ended,
-                ..
-            } = self;
-            batcher.poll_next(cx, |cx| poll_delivery(consumer, origin, watch, ended, cx))
-        })
+        let Self {
+            source,
+            origin,
+            watch,
+            batcher,
+            ended,
+        } = self;
+        let stream: Either<_, Boxed<'_, RabbitMessage>> = match source {
+            Source::Live { consumer, .. } => Either::Left(futures::stream::poll_fn(move |cx| {
+                batcher.poll_next(cx, |cx| poll_delivery(consumer, origin, watch, ended, cx))
+            })),
+            #[cfg(feature = "testing")]
+            Source::Local(subscriber) => {
+                Either::Right(Box::pin(subscriber.stream().map(|message| match message {
+                    Ok(message) => Ok(RabbitMessage::local(message, origin)),
+                    Err(never) => match never {},
+                })))
+            }
+        };
+        stream
     }
 
     fn capabilities(&self) -> Capabilities {
-        if self.origin.quorum { QUORUM } else { CLASSIC }
+        match &self.source {
+            #[cfg(feature = "testing")]
+            Source::Local(subscriber) => subscriber.capabilities(),
+            Source::Live { .. } if self.origin.quorum => QUORUM,
+            Source::Live { .. } => CLASSIC,
+        }
     }
 }
 
@@ -146,21 +182,43 @@ impl BatchSubscriber for RabbitSubscriber {
         max_messages: usize,
         max_wait: Duration,
     ) -> impl Stream<Item = Result<Vec<RabbitMessage>, RabbitError>> + Send + '_ {
-        futures::stream::unfold(self, move |subscriber| async move {
+        #[cfg(feature = "testing")]
+        if let Self {
+            source: Source::Local(subscriber),
+            origin,
+            ..
+        } = self
+        {
+            let batches: Boxed<'_, Vec<RabbitMessage>> = Box::pin(
+                subscriber
+                    .batches(max_messages, max_wait)
+                    .map(move |batch| match batch {
+                        Ok(batch) => Ok(batch
+                            .into_iter()
+                            .map(|message| RabbitMessage::local(message, origin))
+                            .collect()),
+                        Err(never) => match never {},
+                    }),
+            );
+            return Either::Right(batches);
+        }
+        let batches = futures::stream::unfold(self, move |subscriber| async move {
             let Self {
-                consumer,
+                source,
                 origin,
                 watch,
                 batcher,
                 ended,
-                ..
             } = &mut *subscriber;
+            let consumer = source.consumer()?;
             let batch = batcher
                 .next_batch(max_messages, max_wait, |cx| {
                     poll_delivery(consumer, origin, watch, ended, cx)
                 })
                 .await?;
             Some((batch, subscriber))
-        })
+        });
+        let batches: Either<_, Boxed<'_, Vec<RabbitMessage>>> = Either::Left(batches);
+        batches
     }
 }
