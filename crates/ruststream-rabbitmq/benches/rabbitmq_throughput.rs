@@ -172,6 +172,17 @@ async fn fill(url: &str, n: u64) {
     connection.close(200, "OK".into()).await.ok();
 }
 
+/// Deletes the bench's queue.
+async fn remove_queue(url: &str) {
+    let connection = connection(url).await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(QUEUE.into(), lapin::options::QueueDeleteOptions::default())
+        .await
+        .ok();
+    connection.close(200, "OK".into()).await.ok();
+}
+
 async fn raw(url: &str, tally: &Tally) {
     let connection = connection(url).await;
     let channel = connection.create_channel().await.unwrap();
@@ -312,6 +323,9 @@ async fn main() {
             results[i].0.push(rate);
             results[i].1.push(cpu);
         }
+    }
+    if phase.is_empty() {
+        remove_queue(&url).await;
     }
     let raw_rate = median(&mut results[0].0.clone());
     let raw_cpu = median(&mut results[0].1.clone());

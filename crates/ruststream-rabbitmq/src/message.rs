@@ -181,6 +181,11 @@ impl IncomingMessage for RabbitMessage {
 
     async fn ack(self) -> Result<(), AckError> {
         match self.settle {
+            // After `shutdown` the connection is closed and the server requeues the
+            // message; the client would never answer a settlement sent now.
+            Settle::Live(_) if self.origin.broker.inner.shutdown.is_triggered() => {
+                Err(AckError::Closed)
+            }
             Settle::Live(acker) => settled(acker.ack(BasicAckOptions::default()).await),
             #[cfg(feature = "testing")]
             Settle::Local(message) => message.ack().await,
@@ -196,6 +201,9 @@ impl IncomingMessage for RabbitMessage {
             requeue,
         };
         match self.settle {
+            Settle::Live(_) if self.origin.broker.inner.shutdown.is_triggered() => {
+                Err(AckError::Closed)
+            }
             Settle::Live(acker) => settled(acker.nack(options).await),
             #[cfg(feature = "testing")]
             Settle::Local(message) => message.nack(requeue).await,

@@ -577,3 +577,58 @@ async fn a_wrong_password_fails_to_connect_without_showing_it() {
     assert!(!text.contains("not-the-Pa55word"), "{text}");
     assert!(text.contains("credentials"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_subscribes_again_after_the_server_cancels_the_consumer() {
+    let test = "the_runtime_subscribes_again_after_the_server_cancels_the_consumer";
+    let Some(url) = support::shared_server(test).await else {
+        return;
+    };
+    let queue = fresh_name("rs_resubscribe");
+    let _clean = clean_up(&url, &[&queue], &[]);
+    let (seen, mut handled) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let handler = ruststream::runtime::handler_fn(move |body: String| {
+        let seen = seen.clone();
+        async move {
+            seen.send(body).ok();
+        }
+    });
+    let app = ruststream::runtime::App::new("resubscribe")
+        .broker(
+            RabbitBroker::new(Config::new(&url)),
+            ruststream::runtime::Router::new().subscriber(ruststream::runtime::SubscriberDef::new(
+                RabbitQueue::new(&queue),
+                handler,
+            )),
+        )
+        .start()
+        .await
+        .unwrap();
+    let producer = connected(&url).await;
+    publish(&producer, &queue, br#""first""#).await;
+    let first = tokio::time::timeout(WAIT, handled.recv()).await.unwrap();
+    assert_eq!(first.as_deref(), Some("first"));
+
+    // The server cancels the consumer: its queue is gone.
+    producer.delete_queue(&queue).await.unwrap();
+    // Until the runtime has subscribed again (declaring the queue again), a mandatory
+    // publish to it is returned unroutable.
+    let mut attempts = 0;
+    loop {
+        match producer
+            .publish(OutgoingMessage::new(&queue, br#""second""#))
+            .await
+        {
+            Ok(()) => break,
+            Err(RabbitError::Unroutable { .. }) if attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the queue did not come back: {error}"),
+        }
+    }
+    let second = tokio::time::timeout(WAIT, handled.recv()).await.unwrap();
+    assert_eq!(second.as_deref(), Some("second"));
+    app.shutdown().await.unwrap();
+    producer.shutdown().await.unwrap();
+}
