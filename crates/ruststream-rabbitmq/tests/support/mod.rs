@@ -34,7 +34,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 pub const PRIVATE_USER: &str = "rstest";
 pub const PRIVATE_PASSWORD: &str = "pr1vate-s3cret";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -55,6 +55,12 @@ pub struct PrivateNode {
 impl PrivateNode {
     /// Starts one, or (no server installed) fails or skips as `missing` says.
     pub async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, |_| String::new()).await
+    }
+
+    /// Starts one whose config also holds the lines `extra(dir)` returns (given the
+    /// node's directory, for files such as certificates written there first).
+    pub async fn start_with(test: &str, extra: impl FnOnce(&Path) -> String) -> Option<Self> {
         if !Path::new(SERVER).exists() {
             missing(
                 test,
@@ -74,10 +80,11 @@ impl PrivateNode {
             dir,
             child: Mutex::new(None),
         };
+        let extra = extra(&node.dir);
         std::fs::write(
             node.dir.join("rabbitmq.conf"),
             format!(
-                "listeners.tcp.default = 127.0.0.1:{port}\ndefault_user = {PRIVATE_USER}\ndefault_pass = {PRIVATE_PASSWORD}\nloopback_users = none\n"
+                "listeners.tcp.default = 127.0.0.1:{port}\ndefault_user = {PRIVATE_USER}\ndefault_pass = {PRIVATE_PASSWORD}\nloopback_users = none\n{extra}"
             ),
         )
         .expect("the node's config");
