@@ -329,7 +329,8 @@ impl RabbitBroker {
             reason,
         };
         // The URI carries the same bound; this one also covers a TLS handshake that hangs.
-        match tokio::time::timeout(config.connect_limit() * 2, connect).await {
+        let limit = config.connect_limit().saturating_mul(2);
+        match tokio::time::timeout(limit, connect).await {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(error)) => Err(failed(config.redact(error))),
             Err(_) => Err(failed(format!(

@@ -146,11 +146,12 @@ impl RabbitBroker {
         // returns such a message as unroutable otherwise).
         let mandatory = mandatory && !routing_key.starts_with(DIRECT_REPLY_TO);
         let mut attempt = 0u32;
-        let deadline = self
-            .inner
-            .config
-            .publish_wait_limit()
-            .map(|wait| tokio::time::Instant::now() + wait);
+        let deadline = self.inner.config.publish_wait_limit().map(|wait| {
+            let now = tokio::time::Instant::now();
+            // A wait too long to add is as good as forever: about 30 years.
+            now.checked_add(wait)
+                .unwrap_or_else(|| now + Duration::from_secs(1 << 30))
+        });
         loop {
             let failure = match self.publish_channel().await {
                 Ok(channel) => {
@@ -679,6 +680,22 @@ mod tests {
             assert_eq!(back.get(name), Some(value), "{name}");
         }
         assert_eq!(back.get_str("reply-to"), Some("replies"));
+    }
+
+    #[tokio::test]
+    async fn extreme_durations_are_errors_not_panics() {
+        let broker = RabbitBroker::new(
+            crate::Config::new("amqp://127.0.0.1:1/%2f")
+                .publish_wait(Duration::MAX)
+                .connection_timeout(Duration::MAX),
+        );
+        let error = broker
+            .publish(OutgoingMessage::new("q", b"x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RabbitError::NotConnected), "{error}");
+        let error = ruststream::Broker::connect(&broker).await.unwrap_err();
+        assert!(matches!(error, RabbitError::Connect { .. }), "{error}");
     }
 
     #[test]
