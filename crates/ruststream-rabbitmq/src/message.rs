@@ -296,7 +296,27 @@ fn header_number(properties: &BasicProperties, name: &str) -> Option<u32> {
 /// The headers of a delivery: its properties under their header names, then the table.
 pub(crate) fn headers_of(properties: &BasicProperties) -> Headers {
     let table = properties.headers().as_ref();
-    let mut headers = Headers::with_capacity(table.map_or(0, |t| t.inner().len()) + 2);
+    let texts = [
+        properties.content_type(),
+        properties.content_encoding(),
+        properties.correlation_id(),
+        properties.message_id(),
+        properties.reply_to(),
+        properties.expiration(),
+        properties.kind(),
+        properties.user_id(),
+        properties.app_id(),
+    ];
+    let count = texts.iter().filter(|value| value.is_some()).count()
+        + usize::from(properties.timestamp().is_some())
+        + usize::from(properties.priority().is_some())
+        + table.map_or(0, |t| t.inner().len());
+    // No allocation for a message without properties or headers.
+    let mut headers = if count == 0 {
+        Headers::new()
+    } else {
+        Headers::with_capacity(count)
+    };
     let text = |headers: &mut Headers, name: &'static str, value: &Option<ShortString>| {
         if let Some(value) = value {
             headers.append(name, Bytes::copy_from_slice(value.as_str().as_bytes()));
