@@ -376,6 +376,18 @@ fn value_bytes(value: &AMQPValue) -> Option<Bytes> {
     Some(Bytes::from(text))
 }
 
+/// `millis` rounded up to two significant digits (117 -> 120, 1234 -> 1300): delays
+/// with jitter share a few delay queues instead of making one each, and a retry never
+/// comes earlier than asked, at most a tenth later.
+fn delay_bucket(millis: i64) -> i64 {
+    let mut step = 1i64;
+    while millis / step >= 100 {
+        step = step.saturating_mul(10);
+    }
+    let buckets = millis / step + i64::from(millis % step != 0);
+    buckets.saturating_mul(step)
+}
+
 impl RabbitBroker {
     /// Publishes `payload` to the delay queue of `delay` for `queue`, confirmed.
     pub(crate) async fn park(
@@ -385,7 +397,7 @@ impl RabbitBroker {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), RabbitError> {
-        let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX).max(1);
+        let millis = delay_bucket(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX).max(1));
         let delay_queue =
             crate::source::RabbitQueue::new(format!("ruststream.delay.{millis}ms.{queue}"))
                 .argument("x-message-ttl", millis)
@@ -398,5 +410,22 @@ impl RabbitBroker {
         let name = delay_queue.declare(&channel).await?;
         self.send_on(&channel, "", &name, payload, properties, true)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delay_bucket;
+
+    #[test]
+    fn delays_round_up_to_two_significant_digits() {
+        assert_eq!(delay_bucket(1), 1);
+        assert_eq!(delay_bucket(99), 99);
+        assert_eq!(delay_bucket(100), 100);
+        assert_eq!(delay_bucket(117), 120);
+        assert_eq!(delay_bucket(1000), 1000);
+        assert_eq!(delay_bucket(1234), 1300);
+        assert_eq!(delay_bucket(86_400_001), 87_000_000);
+        assert!(delay_bucket(i64::MAX) >= i64::MAX / 10);
     }
 }

@@ -632,3 +632,74 @@ async fn the_runtime_subscribes_again_after_the_server_cancels_the_consumer() {
     app.shutdown().await.unwrap();
     producer.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_handler_retries_through_delay_queues_then_dead_letters() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use ruststream::runtime::{Backoff, FailurePolicy, SubscriberDef, handler_fn};
+
+    let test = "a_failing_handler_retries_through_delay_queues_then_dead_letters";
+    let Some(url) = support::shared_server(test).await else {
+        return;
+    };
+    let (work, dead, dlx) = (
+        fresh_name("rs_poison"),
+        fresh_name("rs_graveyard"),
+        fresh_name("rs_dlx"),
+    );
+    let delay_queues = [100, 200].map(|ms| format!("ruststream.delay.{ms}ms.{work}"));
+    let _clean = clean_up(
+        &url,
+        &[&work, &dead, &delay_queues[0], &delay_queues[1]],
+        &[&dlx],
+    );
+    let broker = connected(&url).await;
+    let mut graveyard = RabbitQueue::new(&dead)
+        .bind(RabbitExchange::fanout(&dlx), "")
+        .subscribe(&broker)
+        .await
+        .unwrap();
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let handler = handler_fn(move |_order: String| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err::<(), _>(std::io::Error::other("the payment service is down")) }
+    });
+    let backoff =
+        Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.0);
+    let subscriber = SubscriberDef::new(
+        RabbitQueue::new(&work).quorum().dead_letter_exchange(&dlx),
+        handler,
+    )
+    .on_error(FailurePolicy::Backoff(backoff))
+    .max_attempts(3);
+    let app = ruststream::runtime::App::new("poison")
+        .broker(
+            RabbitBroker::new(Config::new(&url)),
+            ruststream::runtime::Router::new().subscriber(subscriber),
+        )
+        .start()
+        .await
+        .unwrap();
+
+    publish(&broker, &work, br#""order 7""#).await;
+    // Two delayed retries (100 ms and 200 ms, each in the server), then the third
+    // failure exhausts the attempts: nack(false), and the queue's dead-letter exchange
+    // takes it.
+    let dead_letter = tokio::time::timeout(Duration::from_secs(15), graveyard.next_message())
+        .await
+        .expect("the dead letter arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead_letter.payload(), br#""order 7""#);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(dead_letter.headers().get_str(RETRIES_HEADER), Some("2"));
+    let table = dead_letter.properties().headers().as_ref().unwrap();
+    assert!(table.inner().contains_key("x-death"), "{table:?}");
+    dead_letter.ack().await.unwrap();
+    app.shutdown().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
