@@ -352,9 +352,7 @@ impl RabbitBroker {
             return local.open(&queue, self).await;
         }
         let channel = self.channel().await?;
-        let prefetch = queue
-            .prefetch_count()
-            .unwrap_or_else(|| self.inner.config.prefetch_count());
+        let prefetch = queue.prefetch_under(self.inner.config.prefetch_count());
         let failed = |error: lapin::Error| RabbitError::Subscribe {
             queue: shown(queue.name_str()),
             reason: self.redact(error),

@@ -373,6 +373,8 @@ pub struct RabbitQueue {
     arguments: Vec<(String, Value)>,
     bindings: Vec<Binding>,
     prefetch: Option<u16>,
+    /// What the subscriber's handlers hold at once (`SubscriptionSource::with_in_flight`).
+    in_flight: usize,
     consumer_tag: String,
 }
 
@@ -391,6 +393,7 @@ impl RabbitQueue {
             arguments: Vec::new(),
             bindings: Vec::new(),
             prefetch: None,
+            in_flight: 0,
             consumer_tag: String::new(),
         }
     }
@@ -524,8 +527,9 @@ impl RabbitQueue {
     }
 
     /// How many unacknowledged messages the server sends this subscription ahead
-    /// (`basic.qos`); default [`Config::prefetch`](crate::Config::prefetch). Keep it at
-    /// least the subscriber's `workers(n)`.
+    /// (`basic.qos`). Without it: [`Config::prefetch`](crate::Config::prefetch), raised to
+    /// the messages the subscriber's handlers hold at once (`workers(n)`, times the batch
+    /// size) when that is more.
     #[must_use]
     pub fn prefetch(mut self, prefetch: u16) -> Self {
         self.prefetch = Some(prefetch.max(1));
@@ -577,8 +581,13 @@ impl RabbitQueue {
             .map(|(_, value)| value)
     }
 
-    pub(crate) fn prefetch_count(&self) -> Option<u16> {
-        self.prefetch
+    /// The prefetch of this queue's consumers under `config`: its own, else the config's
+    /// raised to what its handlers hold at once.
+    pub(crate) fn prefetch_under(&self, config_prefetch: u16) -> u16 {
+        self.prefetch.unwrap_or_else(|| {
+            let in_flight = u16::try_from(self.in_flight).unwrap_or(u16::MAX);
+            config_prefetch.max(in_flight)
+        })
     }
 
     pub(crate) fn tag(&self) -> &str {
@@ -662,7 +671,37 @@ impl SubscriptionSource<RabbitBroker> for RabbitQueue {
         Ok(self)
     }
 
+    fn with_in_flight(mut self, in_flight: usize) -> Self {
+        self.in_flight = in_flight;
+        self
+    }
+
     fn operation_bindings(&self) -> Option<serde_json::Value> {
         Some(crate::asyncapi::queue_binding(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruststream::SubscriptionSource;
+
+    use super::*;
+    use crate::RabbitBroker;
+
+    fn in_flight(queue: RabbitQueue, n: usize) -> RabbitQueue {
+        <RabbitQueue as SubscriptionSource<RabbitBroker>>::with_in_flight(queue, n)
+    }
+
+    #[test]
+    fn the_prefetch_covers_what_the_handlers_hold_unless_the_queue_sets_one() {
+        let queue = RabbitQueue::new("orders");
+        assert_eq!(queue.prefetch_under(32), 32);
+        assert_eq!(in_flight(queue.clone(), 4).prefetch_under(32), 32);
+        assert_eq!(in_flight(queue.clone(), 200).prefetch_under(32), 200);
+        assert_eq!(
+            in_flight(queue.clone(), 1 << 20).prefetch_under(32),
+            u16::MAX
+        );
+        assert_eq!(in_flight(queue.prefetch(8), 200).prefetch_under(32), 8);
     }
 }

@@ -279,3 +279,57 @@ async fn keyless_messages_rotate_over_the_lanes() {
     assert_eq!(probe.gauge.max(), 8);
     app.shutdown().await.unwrap();
 }
+
+/// A name that records what the runtime told it its handlers hold at once.
+#[derive(Clone)]
+struct Counted(&'static str, Arc<Mutex<Vec<usize>>>);
+
+impl ruststream::SubscriptionSource<MemoryBroker> for Counted {
+    type Subscriber = <MemoryBroker as ruststream::Subscribe>::Subscriber;
+
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    async fn subscribe(
+        self,
+        broker: &MemoryBroker,
+    ) -> Result<Self::Subscriber, ruststream::memory::MemoryError> {
+        ruststream::Subscribe::subscribe(broker, self.0).await
+    }
+
+    fn with_in_flight(self, in_flight: usize) -> Self {
+        self.1.lock().unwrap().push(in_flight);
+        self
+    }
+}
+
+#[tokio::test]
+async fn the_source_learns_how_many_messages_its_handlers_hold_at_once() {
+    let told: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let router = Router::new()
+        .subscriber(
+            SubscriberDef::new(
+                Counted("one", Arc::clone(&told)),
+                handler_fn(|_: Step| async {}),
+            )
+            .workers(8),
+        )
+        .subscriber(
+            SubscriberDef::batch(
+                Counted("many", Arc::clone(&told)),
+                ruststream::runtime::batch_handler_fn(|_: Vec<Step>| async {}),
+            )
+            .max_messages(50)
+            .workers(2),
+        );
+    let running = App::new("in flight")
+        .broker(MemoryBroker::new(), router)
+        .start()
+        .await
+        .unwrap();
+    running.shutdown().await.unwrap();
+    let mut told = told.lock().unwrap().clone();
+    told.sort_unstable();
+    assert_eq!(told, [8, 100]);
+}

@@ -74,6 +74,19 @@ pub trait SubscriptionSource<B: Broker> {
         Err(self)
     }
 
+    /// The descriptor for a subscription that holds up to `in_flight` messages in its
+    /// handlers at once (`workers(n)`; times the batch size for batch handlers), called
+    /// once when the app starts. A broker whose consumers take a credit window (AMQP
+    /// prefetch, JetStream `max_ack_pending`) sizes it to at least `in_flight` unless the
+    /// descriptor sets one, so the workers are never starved. Defaults to itself.
+    fn with_in_flight(self, in_flight: usize) -> Self
+    where
+        Self: Sized,
+    {
+        let _ = in_flight;
+        self
+    }
+
     /// The AsyncAPI operation bindings of this subscription (a protocol name mapped to its
     /// binding object, such as `{"nats": {"queue": "workers"}}`). Defaults to none.
     #[cfg(feature = "bindings")]

@@ -45,6 +45,11 @@ pub(crate) mod sealed {
 
         /// The messages of one delivery, by value, in order, to settle each.
         fn into_messages(delivery: Self::Delivery) -> impl Iterator<Item = Sub::Message> + Send;
+
+        /// How many messages one call holds: 1, or the batch size.
+        fn per_call(&self) -> usize {
+            1
+        }
     }
 }
 
@@ -99,6 +104,10 @@ impl<Sub: BatchSubscriber, H: BatchHandler> sealed::Invoke<Sub> for Batch<H> {
 
     fn into_messages(delivery: Vec<Sub::Message>) -> impl Iterator<Item = Sub::Message> + Send {
         delivery.into_iter()
+    }
+
+    fn per_call(&self) -> usize {
+        self.max_messages
     }
 }
 

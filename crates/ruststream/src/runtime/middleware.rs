@@ -180,6 +180,10 @@ impl<Sub: Subscriber, H: Invoke<Sub>> Invoke<Sub> for Layered<H> {
     fn into_messages(delivery: H::Delivery) -> impl Iterator<Item = Sub::Message> + Send {
         H::into_messages(delivery)
     }
+
+    fn per_call(&self) -> usize {
+        self.handler.per_call()
+    }
 }
 
 /// What a publish middleware receives: the message about to be published.

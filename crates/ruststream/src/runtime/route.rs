@@ -231,6 +231,8 @@ where
     I: Invoke<S::Subscriber>,
 {
     let up = ctx.health.subscription(&scope.handler, &scope.destination);
+    let in_flight = options.workers.saturating_mul(invoke.per_call());
+    let source = source.with_in_flight(in_flight);
     Box::pin(async move {
         let first =
             source
