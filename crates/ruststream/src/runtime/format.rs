@@ -33,6 +33,50 @@ impl Format {
         }
     }
 
+    /// The format a `content-type` header names, if it is one of these (parameters such
+    /// as `; charset=utf-8` and letter case are ignored; `application/x-msgpack` and
+    /// `application/vnd.msgpack` name MessagePack too).
+    pub fn of_content_type(content_type: &[u8]) -> Option<Format> {
+        let essence = media_type(content_type);
+        let is = |name: &str| essence.eq_ignore_ascii_case(name.as_bytes());
+        if is("application/json") {
+            Some(Format::Json)
+        } else if is("application/msgpack")
+            || is("application/x-msgpack")
+            || is("application/vnd.msgpack")
+        {
+            Some(Format::MsgPack)
+        } else if is("application/cbor") {
+            Some(Format::Cbor)
+        } else {
+            None
+        }
+    }
+
+    /// The format to decode a payload labelled `content_type` with, when this is the
+    /// subscriber's: the one the label names, this one when there is no label or the label
+    /// says nothing of the encoding (`text/plain`, `application/octet-stream`), and an
+    /// error naming both types otherwise.
+    pub(crate) fn for_label(self, content_type: Option<&[u8]>) -> Result<Format, CodecError> {
+        let Some(label) = content_type else {
+            return Ok(self);
+        };
+        if let Some(format) = Format::of_content_type(label) {
+            return Ok(format);
+        }
+        let essence = media_type(label);
+        let says_nothing = [b"text/plain".as_slice(), b"application/octet-stream"]
+            .iter()
+            .any(|plain| essence.eq_ignore_ascii_case(plain));
+        if says_nothing || essence.is_empty() {
+            return Ok(self);
+        }
+        Err(CodecError::ContentType {
+            expected: self.content_type(),
+            found: String::from_utf8_lossy(label).into_owned(),
+        })
+    }
+
     fn feature(self) -> &'static str {
         match self {
             Format::Json => "json",
@@ -114,5 +158,45 @@ impl From<crate::codec::MsgPack> for Format {
 impl From<crate::codec::Cbor> for Format {
     fn from(_: crate::codec::Cbor) -> Self {
         Format::Cbor
+    }
+}
+
+/// The media type of a `content-type` value, without its parameters.
+fn media_type(content_type: &[u8]) -> &[u8] {
+    content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_chooses_the_format_or_is_refused_naming_both() {
+        let json = Format::Json;
+        assert_eq!(json.for_label(None), Ok(Format::Json));
+        assert_eq!(
+            json.for_label(Some(b"application/msgpack")),
+            Ok(Format::MsgPack)
+        );
+        assert_eq!(
+            json.for_label(Some(b"Application/CBOR; foo=bar")),
+            Ok(Format::Cbor)
+        );
+        assert_eq!(
+            json.for_label(Some(b"text/plain; charset=utf-8")),
+            Ok(Format::Json)
+        );
+        assert_eq!(
+            json.for_label(Some(b"application/octet-stream")),
+            Ok(Format::Json)
+        );
+        let refused = json.for_label(Some(b"application/x-protobuf")).unwrap_err();
+        let text = refused.to_string();
+        assert!(text.contains("application/x-protobuf"), "{text}");
+        assert!(text.contains("application/json"), "{text}");
     }
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::Format;
 use crate::codec::CodecError;
-use crate::headers::CORRELATION_ID;
+use crate::headers::{CONTENT_TYPE, CORRELATION_ID};
 use crate::{Capabilities, Headers, IncomingMessage};
 
 /// On a dead letter: the attempt number of the delivery that gave up on it.
@@ -193,10 +193,20 @@ impl<'a> Message<'a> {
         self.scope.format
     }
 
-    /// Decodes the payload with the subscriber's format.
+    /// Decodes the payload: with the format its `content-type` header names (JSON,
+    /// MessagePack, CBOR), else with the subscriber's format. A label naming another
+    /// encoding is a [`CodecError::ContentType`] naming both types, which the
+    /// subscriber's decode-failure policy settles.
     #[inline(always)]
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
-        self.scope.format.decode(self.payload)
+        let format = if self.headers.is_empty() {
+            self.scope.format
+        } else {
+            self.scope
+                .format
+                .for_label(self.headers.get(CONTENT_TYPE))?
+        };
+        format.decode(self.payload)
     }
 
     /// The producer of this subscription's own broker, if it is a `T`.
