@@ -79,6 +79,14 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// A batch whose handler gave `outcomes` outcomes for `messages` messages fails.
+    pub(crate) fn count_mismatch(outcomes: usize, messages: usize) -> Kind {
+        Kind::Failed(
+            format!("the batch handler returned {outcomes} outcomes for {messages} messages")
+                .into(),
+        )
+    }
+
     /// A copy for another message of the same batch (an error is copied as its text).
     pub(crate) fn duplicate(&self) -> Kind {
         match self {
@@ -89,7 +97,7 @@ impl Kind {
                 Kind::Rejected(Box::new(Rejection::Other(rejection.to_string())))
             }
             Kind::Panicked(reason) => Kind::Panicked(reason.clone()),
-            Kind::Each(each) => super::pipeline::count_mismatch(each.len(), 1),
+            Kind::Each(each) => Kind::count_mismatch(each.len(), 1),
         }
     }
 }

@@ -128,7 +128,7 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
         if let Kind::Each(each) = &outcome.0
             && each.len() != count
         {
-            outcome = Outcome(count_mismatch(each.len(), count));
+            outcome = Outcome(Kind::count_mismatch(each.len(), count));
         }
         for (i, message) in I::into_messages(delivery).enumerate() {
             let kind = element(&outcome.0, i, count);
@@ -232,13 +232,6 @@ fn element(kind: &Kind, i: usize, count: usize) -> &Kind {
         Kind::Each(each) if each.len() == count => &each[i].0,
         _ => kind,
     }
-}
-
-/// A batch whose handler gave `outcomes` outcomes for `messages` messages fails.
-pub(crate) fn count_mismatch(outcomes: usize, messages: usize) -> Kind {
-    Kind::Failed(
-        format!("the batch handler returned {outcomes} outcomes for {messages} messages").into(),
-    )
 }
 
 /// How a call ended, as observers see it.
