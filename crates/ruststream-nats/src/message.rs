@@ -373,8 +373,8 @@ mod tests {
         assert!(!message.is_jetstream());
     }
 
-    /// Past 128 bytes the compiler moves a message with a `memcpy` call, which cost about
-    /// 175 instructions per message on the runtime's path (docs/benchmarks.md).
+    /// Past 128 bytes the compiler moves a message with a `memcpy` call, and the runtime
+    /// moves each message a few times on its way to settlement.
     #[test]
     fn a_message_stays_small_enough_to_move_without_memcpy() {
         assert!(std::mem::size_of::<NatsMessage>() <= 128);
