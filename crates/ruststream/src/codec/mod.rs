@@ -36,6 +36,10 @@ mod msgpack;
 
 #[cfg(feature = "cbor")]
 pub use cbor::Cbor;
+/// The type-erased serde traits a [`CustomCodec`](crate::runtime::CustomCodec) works
+/// with, re-exported so a codec crate needs no version of its own.
+#[cfg(feature = "runtime")]
+pub use erased_serde;
 pub use error::CodecError;
 #[cfg(feature = "json")]
 pub use json::Json;

@@ -385,6 +385,25 @@ impl App {
         }
     }
 
+    /// Every custom codec set on the app, its routers or its subscribers: a payload
+    /// labelled with one's content type is decoded with it by any subscriber.
+    fn custom_codecs(&self) -> Arc<[Format]> {
+        let mut codecs: Vec<Format> = Vec::new();
+        let formats = self.brokers.iter().flat_map(|broker| {
+            broker
+                .describe(self.format)
+                .subscribers
+                .into_iter()
+                .map(|subscriber| subscriber.format)
+        });
+        for format in std::iter::once(self.format).chain(formats) {
+            if matches!(format, Format::Custom(_)) && !codecs.contains(&format) {
+                codecs.push(format);
+            }
+        }
+        codecs.into()
+    }
+
     /// The payload format of every router and subscriber that sets none (default JSON).
     #[must_use]
     pub fn format(mut self, format: impl Into<Format>) -> Self {
@@ -575,6 +594,7 @@ impl App {
             None => None,
         };
         run_hooks("on_startup", std::mem::take(&mut self.on_startup)).await?;
+        let codecs = self.custom_codecs();
         let observers = Arc::new(std::mem::take(&mut self.observers));
         for broker in &mut self.brokers {
             broker.register(
@@ -612,6 +632,7 @@ impl App {
             publisher: None,
             own_producer: None,
             health: health.clone(),
+            codecs,
         };
         let mut tasks = Vec::new();
         for broker in &mut connected {

@@ -61,6 +61,8 @@ pub(crate) struct Scope {
     pub(crate) own_producer: Option<Arc<dyn Any + Send + Sync>>,
     /// What the subscription's messages can do, as its subscriber states it.
     pub(crate) capabilities: Capabilities,
+    /// The app's own codecs, for payloads labelled with their content types.
+    pub(crate) codecs: Arc<[Format]>,
 }
 
 /// A delivered message as a handler sees it: payload, headers, metadata, and the app's
@@ -194,7 +196,8 @@ impl<'a> Message<'a> {
     }
 
     /// Decodes the payload: with the format its `content-type` header names (JSON,
-    /// MessagePack, CBOR), else with the subscriber's format. A label naming another
+    /// MessagePack, CBOR, or a custom codec of the app's), else with the subscriber's
+    /// format. A label naming another
     /// encoding is a [`CodecError::ContentType`] naming both types, which the
     /// subscriber's decode-failure policy settles.
     #[inline(always)]
@@ -204,7 +207,7 @@ impl<'a> Message<'a> {
         } else {
             self.scope
                 .format
-                .for_label(self.headers.get(CONTENT_TYPE))?
+                .for_label(self.headers.get(CONTENT_TYPE), &self.scope.codecs)?
         };
         format.decode(self.payload)
     }

@@ -50,7 +50,7 @@ pub use batch::{
     Batch, BatchElement, BatchHandler, BatchHandlerFn, IntoBatchOutcome, batch_handler_fn,
 };
 pub use extract::{FromMessage, Raw, Rejection, State, Text};
-pub use format::Format;
+pub use format::{CustomCodec, Format};
 pub use handler::{Handler, HandlerFn, handler_fn};
 pub use health::{Component, Health, HealthReport};
 pub use invoke::Invoke;

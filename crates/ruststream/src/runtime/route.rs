@@ -50,6 +50,8 @@ pub(crate) struct RouteContext {
     pub(crate) own_producer: Option<Arc<dyn std::any::Any + Send + Sync>>,
     /// Where each subscription says whether it is consuming.
     pub(crate) health: Health,
+    /// The custom codecs set anywhere in the app, by which a labelled payload is decoded.
+    pub(crate) codecs: Arc<[Format]>,
 }
 
 /// A subscriber with the prefix and format it inherits from its routers.
@@ -212,6 +214,7 @@ pub(crate) fn scope_for<B: RuntimeBroker>(
         own_producer: ctx.own_producer.clone(),
         // Until the first subscribe says what the subscription can do.
         capabilities: crate::Capabilities::DEFAULT,
+        codecs: Arc::clone(&ctx.codecs),
     }
 }
 
