@@ -1,0 +1,509 @@
+//! [`KafkaSubscriber`]: a consumer in its group, driven by a task of its own, and the
+//! stream of its messages.
+//!
+//! The task polls the consumer all the time, so the group's rebalances are served even
+//! while handlers are busy; it commits the tracked offsets on an interval, on every
+//! revocation (synchronously, before the partition goes) and when the subscription
+//! ends. Retry copies that are not due yet pause their partition until they are.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use parking_lot::Mutex;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use ruststream::contract::{BatchSubscriber, Capabilities, HeaderSupport, Subscriber};
+use ruststream::kit::{Batcher, Shutdown, ShutdownWatch};
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::{KafkaBroker, LogContext, bounded};
+use crate::error::KafkaError;
+use crate::message::{KafkaMessage, Subscription, now_ms};
+use crate::source::{KafkaSource, StartFrom, check_topic};
+use crate::tracker::{Commit, Tracker};
+
+/// The consumer's context: logs, and the tracker's part in rebalances.
+pub(crate) struct GroupContext {
+    log: LogContext,
+    subscription: Arc<Subscription>,
+    assignments: watch::Sender<u64>,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        // Forget the partitions under the lock, so no settlement after this point
+        // counts for them, then commit what was settled before it.
+        let commits: Vec<Commit> = {
+            let mut tracker = self.subscription.tracker.lock();
+            revoked
+                .elements()
+                .iter()
+                .filter_map(|element| tracker.revoke(element.topic(), element.partition()))
+                .collect()
+        };
+        if commits.is_empty() {
+            return;
+        }
+        if let Err(error) = consumer.commit(&commit_list(&commits), CommitMode::Sync) {
+            tracing::warn!(
+                "committing the offsets of revoked partitions failed: {} (their settled messages will be delivered again to the new owner)",
+                self.subscription.redactor.redact(error)
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(assigned) => {
+                {
+                    let mut tracker = self.subscription.tracker.lock();
+                    for element in assigned.elements() {
+                        tracker.assign(element.topic(), element.partition());
+                    }
+                }
+                self.assignments.send_modify(|count| *count += 1);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => tracing::warn!(
+                "consumer group rebalance failed: {}",
+                self.subscription.redactor.redact(error)
+            ),
+        }
+    }
+}
+
+pub(crate) type Consumer_ = StreamConsumer<GroupContext>;
+
+fn commit_list(commits: &[Commit]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::with_capacity(commits.len());
+    for (topic, partition, offset) in commits {
+        // Only fails for an invalid offset, which a tracked one never is.
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    list
+}
+
+fn one_partition(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut list = TopicPartitionList::with_capacity(1);
+    list.add_partition(topic, partition);
+    list
+}
+
+/// A subscription to Kafka topics in a consumer group.
+pub struct KafkaSubscriber {
+    intake: Intake,
+    batcher: Batcher<KafkaMessage, KafkaError>,
+    /// Set when the subscriber is dropped: the task commits and closes the consumer.
+    stop: Shutdown,
+    topics: Vec<String>,
+    group: String,
+}
+
+struct Intake {
+    received: mpsc::Receiver<KafkaMessage>,
+    subscription: Arc<Subscription>,
+    shutdown: ShutdownWatch,
+}
+
+impl std::fmt::Debug for KafkaSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSubscriber")
+            .field("topics", &self.topics)
+            .field("group", &self.group)
+            .field("retry_topic", &self.intake.subscription.retry_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KafkaSubscriber {
+    fn drop(&mut self) {
+        self.stop.trigger();
+    }
+}
+
+impl Intake {
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<KafkaMessage, KafkaError>>> {
+        loop {
+            match self.received.poll_recv(cx) {
+                Poll::Ready(Some(message)) => {
+                    // A message of a partition revoked while it waited here belongs to
+                    // the new owner now.
+                    let current = self.subscription.tracker.lock().is_current(
+                        message.topic_arc(),
+                        message.partition(),
+                        message.generation,
+                    );
+                    if current {
+                        return Poll::Ready(Some(Ok(message)));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    return match self.shutdown.poll_triggered(cx) {
+                        Poll::Ready(()) => Poll::Ready(None),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl KafkaSubscriber {
+    /// The topics read.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The retry topic of `nack(true)` and `nack_after`.
+    pub fn retry_topic(&self) -> &str {
+        &self.intake.subscription.retry_topic
+    }
+
+    pub(crate) async fn open(
+        broker: &KafkaBroker,
+        source: KafkaSource,
+    ) -> Result<Self, KafkaError> {
+        let config = broker.config();
+        let producer = broker.producer()?;
+        let describe = || source.topics.join(", ");
+        if source.topics.is_empty() {
+            return Err(KafkaError::Subscribe {
+                topics: String::new(),
+                reason: "no topic given".to_owned(),
+            });
+        }
+        for topic in &source.topics {
+            check_topic(topic)?;
+        }
+        let group = source
+            .group
+            .clone()
+            .or_else(|| config.group_id.clone())
+            .ok_or_else(|| KafkaError::Subscribe {
+                topics: describe(),
+                reason: "no consumer group: set one with `KafkaSource::new(..).group(\"name\")` or `Config::group_id(\"name\")`".to_owned(),
+            })?;
+        let retry_topic = source.retry_topic_in(&group);
+        check_topic(&retry_topic)?;
+        let mut all: Vec<&str> = source.topics.iter().map(String::as_str).collect();
+        if !all.contains(&retry_topic.as_str()) {
+            all.push(&retry_topic);
+        }
+        broker.ensure_topics(&all).await?;
+
+        let subscription = Arc::new(Subscription {
+            tracker: Mutex::new(Tracker::default()),
+            producer,
+            retry_topic: retry_topic.clone(),
+            delivery_timeout: config.delivery_timeout,
+            redactor: Arc::clone(&broker.inner.context.redactor),
+            consumer: std::sync::OnceLock::new(),
+        });
+        let (assignments, mut assigned) = watch::channel(0u64);
+        let context = GroupContext {
+            log: broker.inner.context.clone(),
+            subscription: Arc::clone(&subscription),
+            assignments,
+        };
+        let session_ms = config.session_timeout.as_millis().max(1000);
+        let mut client = config.client_config();
+        client
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", session_ms.to_string())
+            .set("heartbeat.interval.ms", (session_ms / 3).to_string())
+            .set(
+                "auto.offset.reset",
+                match source.start {
+                    StartFrom::Earliest => "earliest",
+                    StartFrom::Latest => "latest",
+                },
+            );
+        for (key, value) in &config.properties {
+            client.set(key, value);
+        }
+        let subscribe_error = |reason: String| KafkaError::Subscribe {
+            topics: describe(),
+            reason,
+        };
+        let consumer: Consumer_ = client
+            .create_with_context(context)
+            .map_err(|error| subscribe_error(broker.redact(error)))?;
+        consumer
+            .subscribe(&all)
+            .map_err(|error| subscribe_error(broker.redact(error)))?;
+
+        let (sender, received) = mpsc::channel(config.prefetch);
+        let stop = Shutdown::new();
+        let consumer = Arc::new(consumer);
+        let _ = subscription.consumer.set(Arc::downgrade(&consumer));
+        let driver = Driver {
+            consumer,
+            subscription: Arc::clone(&subscription),
+            sender,
+            held: HashMap::new(),
+            commit_interval: config.commit_interval,
+        };
+        tokio::spawn(driver.run(stop.clone(), broker.inner.shutdown.clone()));
+
+        // Return once the group has handed this member its partitions (maybe none), so
+        // what is published next is read.
+        match bounded(config.join_timeout, assigned.changed()).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) => {
+                return Err(subscribe_error(
+                    "the consumer stopped before joining its group".to_owned(),
+                ));
+            }
+            None => tracing::warn!(
+                topics = %describe(),
+                %group,
+                "the consumer group did not assign partitions within {:?}; the subscription starts anyway and reads once it does",
+                config.join_timeout
+            ),
+        }
+        Ok(Self {
+            intake: Intake {
+                received,
+                subscription,
+                shutdown: broker.shutdown_watch(),
+            },
+            batcher: Batcher::new(),
+            stop,
+            topics: source.topics,
+            group,
+        })
+    }
+}
+
+/// The task that owns the consumer.
+struct Driver {
+    consumer: Arc<Consumer_>,
+    subscription: Arc<Subscription>,
+    sender: mpsc::Sender<KafkaMessage>,
+    /// Per paused partition: received messages waiting for the first one to be due.
+    held: HashMap<(Arc<str>, i32), VecDeque<KafkaMessage>>,
+    commit_interval: Duration,
+}
+
+impl Driver {
+    async fn run(mut self, stop: Shutdown, shutdown: Shutdown) {
+        let stopped = async {
+            tokio::select! {
+                () = stop.triggered() => {}
+                () = shutdown.triggered() => {}
+            }
+        };
+        tokio::pin!(stopped);
+        let mut commits = tokio::time::interval(self.commit_interval);
+        commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = self.next_due();
+            let permit = tokio::select! {
+                biased;
+                () = &mut stopped => break,
+                _ = commits.tick() => {
+                    self.commit(CommitMode::Async);
+                    continue;
+                }
+                permit = self.sender.reserve() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            tokio::select! {
+                biased;
+                () = &mut stopped => break,
+                _ = commits.tick() => self.commit(CommitMode::Async),
+                () = sleep_until_ms(due), if due.is_some() => {
+                    drop(permit);
+                    if !self.release_due().await {
+                        break;
+                    }
+                }
+                received = self.consumer.recv() => match received {
+                    Ok(record) => {
+                        let registered = self.subscription.tracker.lock().register(
+                            record.topic(),
+                            record.partition(),
+                            record.offset(),
+                        );
+                        let Some((topic, generation)) = registered else {
+                            continue;
+                        };
+                        let message = KafkaMessage::from_record(&record, topic, generation, &self.subscription);
+                        drop(record);
+                        let key = (Arc::clone(message.topic_arc()), message.partition());
+                        if let Some(queue) = self.held.get_mut(&key) {
+                            queue.push_back(message);
+                        } else if message.due_ms.is_some_and(|due| due > now_ms()) {
+                            self.pause(&key);
+                            self.held.insert(key, VecDeque::from([message]));
+                        } else {
+                            permit.send(message);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            "receiving from Kafka: {}",
+                            self.subscription.redactor.redact(error)
+                        );
+                    }
+                },
+            }
+        }
+        // The end: commit what is settled, then close the consumer (which leaves the
+        // group; its revocation commits once more), off the runtime's threads.
+        let commits = self.subscription.tracker.lock().all_commits();
+        let consumer = self.consumer;
+        self.held.clear();
+        let redactor = Arc::clone(&self.subscription.redactor);
+        let closed = tokio::task::spawn_blocking(move || {
+            if !commits.is_empty()
+                && let Err(error) = consumer.commit(&commit_list(&commits), CommitMode::Sync)
+            {
+                tracing::warn!("the final commit failed: {}", redactor.redact(error));
+            }
+            drop(consumer);
+        });
+        let _ = closed.await;
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        let commits = self.subscription.tracker.lock().take_commits();
+        if commits.is_empty() {
+            return;
+        }
+        if let Err(error) = self.consumer.commit(&commit_list(&commits), mode) {
+            tracing::warn!(
+                "committing offsets failed: {}",
+                self.subscription.redactor.redact(error)
+            );
+        }
+    }
+
+    fn pause(&self, (topic, partition): &(Arc<str>, i32)) {
+        if let Err(error) = self.consumer.pause(&one_partition(topic, *partition)) {
+            tracing::warn!("pausing {topic}[{partition}] until a retry is due failed: {error}");
+        }
+    }
+
+    fn resume(&self, (topic, partition): &(Arc<str>, i32)) {
+        if let Err(error) = self.consumer.resume(&one_partition(topic, *partition)) {
+            tracing::warn!("resuming {topic}[{partition}] failed: {error}");
+        }
+    }
+
+    /// The earliest time a held message is due.
+    fn next_due(&self) -> Option<u64> {
+        self.held
+            .values()
+            .filter_map(|queue| queue.front().and_then(|message| message.due_ms))
+            .min()
+    }
+
+    /// Hands out the held messages that are due, in order; resumes partitions whose
+    /// queue empties. `false` once the subscriber is gone.
+    async fn release_due(&mut self) -> bool {
+        let now = now_ms();
+        let mut emptied = Vec::new();
+        let mut ready = Vec::new();
+        for (key, queue) in &mut self.held {
+            while queue
+                .front()
+                .is_some_and(|message| message.due_ms.is_none_or(|due| due <= now))
+            {
+                if let Some(message) = queue.pop_front() {
+                    ready.push(message);
+                }
+            }
+            if queue.is_empty() {
+                emptied.push(key.clone());
+            }
+        }
+        for key in emptied {
+            self.held.remove(&key);
+            self.resume(&key);
+        }
+        for message in ready {
+            if self.sender.send(message).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+async fn sleep_until_ms(due: Option<u64>) {
+    let wait = due.map_or(0, |due| due.saturating_sub(now_ms()));
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+impl Subscriber for KafkaSubscriber {
+    type Message = KafkaMessage;
+    type Error = KafkaError;
+
+    fn stream(&mut self) -> impl Stream<Item = Result<KafkaMessage, KafkaError>> + Send + '_ {
+        futures::stream::poll_fn(move |cx| {
+            let intake = &mut self.intake;
+            self.batcher.poll_next(cx, |cx| intake.poll_message(cx))
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::DEFAULT
+            .with_requeue(true)
+            .with_delayed_requeue(true)
+            .with_redelivery_count(true)
+            .with_headers(HeaderSupport::Binary)
+            .with_partition_key(true)
+    }
+}
+
+impl BatchSubscriber for KafkaSubscriber {
+    fn batches(
+        &mut self,
+        max_messages: usize,
+        max_wait: Duration,
+    ) -> impl Stream<Item = Result<Vec<KafkaMessage>, KafkaError>> + Send + '_ {
+        futures::stream::unfold(self, move |this| async move {
+            let intake = &mut this.intake;
+            let batch = this
+                .batcher
+                .next_batch(max_messages, max_wait, |cx| intake.poll_message(cx))
+                .await?;
+            Some((batch, this))
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! What the live tests share, on `ruststream::kit::live`: the shared Kafka-compatible
+//! server (tansu, started by `scripts/services kafka`), a private tansu a test can
+//! kill, fresh names, and clean-up of what a test created.
+#![allow(dead_code, unreachable_pub)]
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use ruststream::Broker;
+use ruststream::kit::live::{LiveServer, ServerProcess};
+use ruststream_kafka::{Config, KafkaBroker};
+
+/// The shared test server (`RUSTSTREAM_KAFKA_URL` overrides the address).
+pub const KAFKA: LiveServer = LiveServer {
+    name: "Kafka (tansu)",
+    url_var: "RUSTSTREAM_KAFKA_URL",
+    default_url: "127.0.0.1:9092",
+    start_command: "scripts/services kafka",
+};
+
+/// The address of the shared server, or `None` (skipped or failed, as
+/// `LiveServer::find` says).
+pub async fn shared_server(test: &str) -> Option<String> {
+    KAFKA.find(test).await
+}
+
+/// A test config: short session timeout (groups join faster) and commit interval.
+pub fn config(servers: &str) -> Config {
+    Config::new(servers)
+        .client_id("ruststream-kafka-tests")
+        .session_timeout(Duration::from_secs(6))
+        .commit_interval(Duration::from_millis(200))
+        .operation_timeout(Duration::from_secs(10))
+        .shutdown_timeout(Duration::from_secs(5))
+        .delivery_timeout(Duration::from_secs(10))
+}
+
+/// The tansu binary `scripts/services kafka` installs.
+pub fn tansu() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/tansu/tansu")
+}
+
+/// A tansu of the test's own on a free port, memory storage, started from its empty
+/// data directory (tansu reads `.env` from its working directory).
+pub async fn private_server(test: &str) -> Option<ServerProcess> {
+    ServerProcess::start(test, tansu(), |port, _dir| {
+        let url = format!("tcp://127.0.0.1:{port}");
+        [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        .map(OsString::from)
+        .into()
+    })
+    .await
+}
+
+/// Topics and groups a test created, deleted at the end.
+#[derive(Clone, Default)]
+pub struct Created {
+    pub topics: Arc<Mutex<Vec<String>>>,
+    pub groups: Arc<Mutex<Vec<String>>>,
+}
+
+impl Created {
+    pub fn topic(&self, topic: impl Into<String>) -> String {
+        let topic = topic.into();
+        self.topics.lock().push(topic.clone());
+        topic
+    }
+
+    pub fn group(&self, group: impl Into<String>) -> String {
+        let group = group.into();
+        self.groups.lock().push(group.clone());
+        group
+    }
+
+    /// Deletes them on a new connection to `servers`.
+    pub async fn delete(&self, servers: &str) {
+        let topics = std::mem::take(&mut *self.topics.lock());
+        let groups = std::mem::take(&mut *self.groups.lock());
+        let broker = KafkaBroker::new(config(servers));
+        if broker.connect().await.is_err() {
+            return;
+        }
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if !topics.is_empty()
+            && let Err(error) = broker.delete_topics(&topics).await
+        {
+            eprintln!("clean-up: deleting {} topics failed: {error}", topics.len());
+        }
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        if !groups.is_empty()
+            && let Err(error) = broker.delete_groups(&groups).await
+        {
+            eprintln!("clean-up: deleting {} groups failed: {error}", groups.len());
+        }
+        let _ = broker.shutdown().await;
+    }
+}
