@@ -8,8 +8,10 @@ use parking_lot::Mutex;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use ruststream::contract::{Broker, Subscribe, SubscriptionSource};
 use ruststream::kit::{Redactor, Shutdown, ShutdownWatch};
 
@@ -49,6 +51,8 @@ impl ClientContext for LogContext {
         );
     }
 }
+
+impl rdkafka::consumer::ConsumerContext for LogContext {}
 
 /// The crate's producer type.
 pub(crate) type Producer_ = FutureProducer<LogContext>;
@@ -137,9 +141,36 @@ impl KafkaBroker {
 
     /// Creates those of `topics` that do not exist yet (when the config creates topics).
     pub(crate) async fn ensure_topics(&self, topics: &[&str]) -> Result<(), KafkaError> {
-        let Some(defaults) = self.inner.config.create_topics else {
-            return Ok(());
-        };
+        match self.inner.config.create_topics {
+            Some(defaults) => self.create_missing(topics, defaults).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Creates those of `topics` that do not exist yet, with `partitions` partitions
+    /// and the replication factor of `Config::create_topics`; existing ones are left
+    /// as they are.
+    pub async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), KafkaError> {
+        let replication = self
+            .inner
+            .config
+            .create_topics
+            .map_or(1, |defaults| defaults.replication);
+        self.create_missing(
+            topics,
+            crate::config::TopicDefaults {
+                partitions: partitions.max(1),
+                replication,
+            },
+        )
+        .await
+    }
+
+    async fn create_missing(
+        &self,
+        topics: &[&str],
+        defaults: crate::config::TopicDefaults,
+    ) -> Result<(), KafkaError> {
         let missing: Vec<&str> = {
             let known = self.inner.known_topics.lock();
             topics
@@ -223,6 +254,53 @@ impl KafkaBroker {
             .await
             .map_err(|error| KafkaError::Admin(self.redact(error)))?;
         Ok(())
+    }
+
+    /// The offsets `group` has committed on `topic`, per partition: the next offset
+    /// the group reads there, or `None` where it committed nothing.
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, Option<i64>)>, KafkaError> {
+        self.connected("reading committed offsets")?;
+        let mut client = self.inner.config.client_config();
+        client
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        let consumer: BaseConsumer<LogContext> = client
+            .create_with_context(self.inner.context.clone())
+            .map_err(|error| KafkaError::Admin(self.redact(error)))?;
+        let timeout = self.inner.config.operation_timeout;
+        let topic = topic.to_owned();
+        let read = tokio::task::spawn_blocking(move || {
+            let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+            let partitions = metadata
+                .topics()
+                .first()
+                .map_or(0, |found| found.partitions().len());
+            let mut list = TopicPartitionList::with_capacity(partitions);
+            for partition in 0..partitions {
+                list.add_partition(&topic, i32::try_from(partition).unwrap_or(i32::MAX));
+            }
+            let committed = consumer.committed_offsets(list, timeout)?;
+            Ok::<_, rdkafka::error::KafkaError>(
+                committed
+                    .elements()
+                    .iter()
+                    .map(|element| {
+                        let offset = match element.offset() {
+                            Offset::Offset(offset) => Some(offset),
+                            _ => None,
+                        };
+                        (element.partition(), offset)
+                    })
+                    .collect(),
+            )
+        })
+        .await
+        .map_err(|error| KafkaError::Admin(error.to_string()))?;
+        read.map_err(|error| KafkaError::Admin(self.redact(error)))
     }
 
     async fn connect_live(&self) -> Result<(), KafkaError> {

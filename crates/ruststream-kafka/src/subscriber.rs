@@ -114,6 +114,7 @@ pub struct KafkaSubscriber {
     batcher: Batcher<KafkaMessage, KafkaError>,
     /// Set when the subscriber is dropped: the task commits and closes the consumer.
     stop: Shutdown,
+    driver: Option<tokio::task::JoinHandle<()>>,
     topics: Vec<String>,
     group: String,
 }
@@ -180,6 +181,17 @@ impl KafkaSubscriber {
     /// The consumer group.
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// Ends the subscription and waits until it is over: the settled offsets are
+    /// committed and the consumer has left its group. (Dropping the subscriber does the
+    /// same in the background.) Messages still unsettled are delivered again, to this
+    /// group's next owner of their partition.
+    pub async fn close(mut self) {
+        self.stop.trigger();
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.await;
+        }
     }
 
     /// The retry topic of `nack(true)` and `nack_after`.
@@ -275,7 +287,7 @@ impl KafkaSubscriber {
             held: HashMap::new(),
             commit_interval: config.commit_interval,
         };
-        tokio::spawn(driver.run(stop.clone(), broker.inner.shutdown.clone()));
+        let driver = tokio::spawn(driver.run(stop.clone(), broker.inner.shutdown.clone()));
 
         // Return once the group has handed this member its partitions (maybe none), so
         // what is published next is read.
@@ -301,6 +313,7 @@ impl KafkaSubscriber {
             },
             batcher: Batcher::new(),
             stop,
+            driver: Some(driver),
             topics: source.topics,
             group,
         })
