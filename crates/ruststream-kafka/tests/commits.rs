@@ -46,6 +46,7 @@ async fn a_commit_never_passes_an_unsettled_message() {
     else {
         return;
     };
+    let _clean_up = created.on_drop(&servers);
     let mut subscriber = source(&topic, &group).subscribe(&broker).await.unwrap();
     for payload in ["m0", "m1", "m2"] {
         broker
@@ -91,6 +92,7 @@ async fn settlements_after_a_revocation_commit_nothing() {
     else {
         return;
     };
+    let _clean_up = created.on_drop(&servers);
     let mut first = source(&topic, &group).subscribe(&broker).await.unwrap();
     for payload in ["m0", "m1", "m2"] {
         broker

@@ -132,6 +132,7 @@ async fn kafka_passes_every_declared_suite() {
         return;
     };
     let created = Created::default();
+    let _clean_up = created.on_drop(&servers);
     let target = KafkaTarget {
         servers: servers.clone(),
         created: created.clone(),
@@ -154,6 +155,7 @@ async fn kafka_transactions_pass_the_commit_check() {
         return;
     };
     let created = Created::default();
+    let _clean_up = created.on_drop(&servers);
     let target = TransactionTarget(KafkaTarget {
         servers: servers.clone(),
         created: created.clone(),

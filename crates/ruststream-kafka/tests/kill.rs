@@ -221,6 +221,7 @@ async fn a_killed_service_resumes_from_its_last_commit_with_nothing_lost() {
         return;
     };
     let created = Created::default();
+    let _clean_up = created.on_drop(&servers);
     let topic = created.topic(fresh_name("kill.orders").replace('_', "."));
     let group = created.group(fresh_name("kill-group"));
     created.topic(KafkaSource::new(&topic).retry_topic_in(&group));
@@ -296,6 +297,7 @@ async fn two_services_share_the_partitions_and_one_takes_over_when_the_other_is_
         return;
     };
     let created = Created::default();
+    let _clean_up = created.on_drop(&servers);
     let topic = created.topic(fresh_name("takeover.orders").replace('_', "."));
     let group = created.group(fresh_name("takeover-group"));
     created.topic(KafkaSource::new(&topic).retry_topic_in(&group));

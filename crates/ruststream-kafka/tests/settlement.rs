@@ -33,6 +33,7 @@ struct Setup {
     topic: String,
     group: String,
     created: Created,
+    _clean_up: ruststream::kit::live::CleanUp,
 }
 
 async fn setup(test: &str) -> Option<Setup> {
@@ -44,6 +45,7 @@ async fn setup(test: &str) -> Option<Setup> {
     let group = created.group(fresh_name("settle-group"));
     created.topic(KafkaSource::new(&topic).retry_topic_in(&group));
     Some(Setup {
+        _clean_up: created.on_drop(&servers),
         servers,
         broker,
         topic,

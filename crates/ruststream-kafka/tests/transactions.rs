@@ -30,6 +30,7 @@ async fn consumed_offsets_commit_inside_the_producers_transaction() {
         return;
     };
     let created = Created::default();
+    let _clean_up = created.on_drop(&servers);
     let input = created.topic(fresh_name("eos.input").replace('_', "."));
     let output = created.topic(fresh_name("eos.output").replace('_', "."));
     let group = created.group(fresh_name("eos-group"));

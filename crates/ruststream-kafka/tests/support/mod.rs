@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use ruststream::Broker;
-use ruststream::kit::live::{LiveServer, ServerProcess};
+use ruststream::kit::live::{CleanUp, LiveServer, ServerProcess};
 use ruststream_kafka::{Config, KafkaBroker};
 
 /// The shared test server (`RUSTSTREAM_KAFKA_URL` overrides the address).
@@ -81,6 +81,14 @@ impl Created {
         let group = group.into();
         self.groups.lock().push(group.clone());
         group
+    }
+
+    /// A guard that deletes them when dropped, so a test that panics cleans up too
+    /// (after a successful [`delete`](Self::delete) it has nothing left to do).
+    pub fn on_drop(&self, servers: &str) -> CleanUp {
+        let created = self.clone();
+        let servers = servers.to_owned();
+        CleanUp::new(move || async move { created.delete(&servers).await })
     }
 
     /// Deletes them on a new connection to `servers`.
