@@ -31,6 +31,8 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! See `docs/brokers/kafka.md` for the whole guide.
 #![forbid(unsafe_code)]
 
 mod asyncapi;
@@ -50,3 +52,8 @@ pub use message::{DUE_HEADER, KafkaMessage, ORIGIN_HEADER, REDELIVERIES_HEADER};
 pub use publisher::{Delivered, KafkaTransaction, KafkaTransactionalPublisher, Record};
 pub use source::{KafkaSource, StartFrom};
 pub use subscriber::KafkaSubscriber;
+
+/// The crate's page of docs, compiled so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/brokers/kafka.md")]
+struct KafkaGuide;
