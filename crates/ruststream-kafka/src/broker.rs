@@ -75,6 +75,9 @@ pub(crate) struct Inner {
     connecting: tokio::sync::Mutex<()>,
     /// Topics known to exist (created or checked), so a publish checks a name once.
     known_topics: Mutex<HashSet<String>>,
+    /// In process (feature `testing`): the test client everything goes through.
+    #[cfg(feature = "testing")]
+    test_client: OnceLock<ruststream::testing::TestClient>,
 }
 
 pub(crate) struct Connected {
@@ -106,8 +109,21 @@ impl KafkaBroker {
                 shutdown: Shutdown::new(),
                 connecting: tokio::sync::Mutex::new(()),
                 known_topics: Mutex::new(HashSet::new()),
+                #[cfg(feature = "testing")]
+                test_client: OnceLock::new(),
             }),
         }
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn test_client(&self) -> Option<&ruststream::testing::TestClient> {
+        self.inner.test_client.get()
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_test_client(self, client: ruststream::testing::TestClient) -> Self {
+        let _ = self.inner.test_client.set(client);
+        self
     }
 
     /// The broker's configuration.
@@ -313,6 +329,8 @@ impl KafkaBroker {
         producer_config
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // Keys pick the partition the Java client and aiokafka pick.
+            .set("partitioner", "murmur2_random")
             .set("compression.type", config.compression.as_str())
             .set(
                 "message.timeout.ms",
@@ -349,6 +367,13 @@ impl Broker for KafkaBroker {
         if self.inner.shutdown.is_triggered() {
             return Err(KafkaError::Closed);
         }
+        #[cfg(feature = "testing")]
+        if let Some(client) = self.test_client() {
+            return client
+                .connect()
+                .await
+                .map_err(|error| KafkaError::InProcess(error.to_string()));
+        }
         if self.inner.connected.get().is_some() {
             return Ok(());
         }
@@ -362,6 +387,13 @@ impl Broker for KafkaBroker {
     async fn shutdown(&self) -> Result<(), KafkaError> {
         if !self.inner.shutdown.trigger() {
             return Ok(());
+        }
+        #[cfg(feature = "testing")]
+        if let Some(client) = self.test_client() {
+            return client
+                .shutdown()
+                .await
+                .map_err(|error| KafkaError::InProcess(error.to_string()));
         }
         let Some(connected) = self.inner.connected.get() else {
             return Ok(());

@@ -58,6 +58,9 @@ pub enum KafkaError {
     /// Committing offsets failed.
     #[error("committing offsets failed: {0} (the messages will be delivered again)")]
     Commit(String),
+    /// The in-process test client refused (feature `testing`).
+    #[error("in process: {0}")]
+    InProcess(String),
     /// A transaction step failed.
     #[error("Kafka transaction failed at {step}: {reason}")]
     Transaction {

@@ -43,6 +43,8 @@ mod message;
 mod publisher;
 mod source;
 mod subscriber;
+#[cfg(feature = "testing")]
+mod testing;
 mod tracker;
 
 pub use broker::KafkaBroker;
@@ -52,8 +54,10 @@ pub use message::{DUE_HEADER, KafkaMessage, ORIGIN_HEADER, REDELIVERIES_HEADER};
 pub use publisher::{Delivered, KafkaTransaction, KafkaTransactionalPublisher, Record};
 pub use source::{KafkaSource, StartFrom};
 pub use subscriber::KafkaSubscriber;
+#[cfg(feature = "testing")]
+pub use testing::KafkaTopics;
 
 /// The crate's page of docs, compiled so its examples stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "testing"))]
 #[doc = include_str!("../../../docs/brokers/kafka.md")]
 struct KafkaGuide;

@@ -52,8 +52,20 @@ pub struct KafkaMessage {
     /// From [`REDELIVERIES_HEADER`]: `None` on a record read from its own topic.
     redeliveries: Option<u32>,
     pub(crate) due_ms: Option<u64>,
-    pub(crate) generation: u64,
-    subscription: Arc<Subscription>,
+    settle: Settle,
+}
+
+/// How a message is settled.
+enum Settle {
+    /// Through its subscription's tracker, in the assignment (generation) it was
+    /// received in.
+    Live {
+        subscription: Arc<Subscription>,
+        generation: u64,
+    },
+    /// In process: the test client's message.
+    #[cfg(feature = "testing")]
+    InProcess(ruststream::testing::TestMessage),
 }
 
 impl std::fmt::Debug for KafkaMessage {
@@ -125,8 +137,39 @@ impl KafkaMessage {
             headers,
             redeliveries,
             due_ms,
-            generation,
-            subscription: Arc::clone(subscription),
+            settle: Settle::Live {
+                subscription: Arc::clone(subscription),
+                generation,
+            },
+        }
+    }
+
+    /// A message of the in-process test client: its partition is the one Kafka's
+    /// default partitioner gives its key among `partitions`.
+    #[cfg(feature = "testing")]
+    pub(crate) fn in_process(message: ruststream::testing::TestMessage, partitions: i32) -> Self {
+        let key = message.partition_key().map(Bytes::copy_from_slice);
+        let topic: Arc<str> = Arc::from(message.name().unwrap_or_default());
+        Self {
+            topic,
+            origin: None,
+            partition: crate::testing::partition_for(key.as_deref(), partitions),
+            offset: -1,
+            key,
+            payload: Bytes::copy_from_slice(message.payload()),
+            headers: message.headers().clone(),
+            redeliveries: None,
+            due_ms: None,
+            settle: Settle::InProcess(message),
+        }
+    }
+
+    /// The assignment it was received in (live messages only).
+    pub(crate) fn generation(&self) -> Option<u64> {
+        match &self.settle {
+            Settle::Live { generation, .. } => Some(*generation),
+            #[cfg(feature = "testing")]
+            Settle::InProcess(_) => None,
         }
     }
 
@@ -153,29 +196,34 @@ impl KafkaMessage {
     /// The consumer group's metadata, while the subscription is open.
     pub(crate) fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
         use rdkafka::consumer::Consumer as _;
-        self.subscription
-            .consumer
-            .get()?
-            .upgrade()?
-            .group_metadata()
+        match &self.settle {
+            Settle::Live { subscription, .. } => {
+                subscription.consumer.get()?.upgrade()?.group_metadata()
+            }
+            #[cfg(feature = "testing")]
+            Settle::InProcess(_) => None,
+        }
     }
 
     pub(crate) fn topic_arc(&self) -> &Arc<str> {
         &self.topic
     }
 
-    fn settle(&self) {
-        self.subscription.tracker.lock().settle(
-            &self.topic,
-            self.partition,
-            self.generation,
-            self.offset,
-        );
+    /// Marks a live message settled in its subscription's tracker.
+    fn settle_live(&self, subscription: &Subscription, generation: u64) {
+        subscription
+            .tracker
+            .lock()
+            .settle(&self.topic, self.partition, generation, self.offset);
     }
 
     /// Publishes the retry copy, due `delay` from now, then settles the original.
-    async fn retry(self, delay: Duration) -> Result<(), AckError> {
-        let subscription = &self.subscription;
+    async fn retry(
+        &self,
+        subscription: &Subscription,
+        generation: u64,
+        delay: Duration,
+    ) -> Result<(), AckError> {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len() + 3);
         for (name, value) in self.headers.iter() {
             headers = headers.insert(Header {
@@ -219,7 +267,7 @@ impl KafkaMessage {
                     subscription.redactor.redact(error)
                 ))
             })?;
-        self.settle();
+        self.settle_live(subscription, generation);
         Ok(())
     }
 }
@@ -234,26 +282,69 @@ impl IncomingMessage for KafkaMessage {
     }
 
     async fn ack(self) -> Result<(), AckError> {
-        self.settle();
-        Ok(())
+        match &self.settle {
+            Settle::Live {
+                subscription,
+                generation,
+            } => {
+                self.settle_live(subscription, *generation);
+                Ok(())
+            }
+            #[cfg(feature = "testing")]
+            Settle::InProcess(_) => match self.settle {
+                Settle::InProcess(message) => message.ack().await,
+                Settle::Live { .. } => Ok(()),
+            },
+        }
     }
 
     fn ack_now(self) -> Result<(), Self> {
-        self.settle();
-        Ok(())
+        match &self.settle {
+            Settle::Live {
+                subscription,
+                generation,
+            } => {
+                self.settle_live(subscription, *generation);
+                Ok(())
+            }
+            #[cfg(feature = "testing")]
+            Settle::InProcess(_) => Err(self),
+        }
     }
 
     async fn nack(self, requeue: bool) -> Result<(), AckError> {
-        if requeue {
-            self.retry(Duration::ZERO).await
-        } else {
-            self.settle();
-            Ok(())
+        match &self.settle {
+            Settle::Live {
+                subscription,
+                generation,
+            } => {
+                if requeue {
+                    self.retry(subscription, *generation, Duration::ZERO).await
+                } else {
+                    self.settle_live(subscription, *generation);
+                    Ok(())
+                }
+            }
+            #[cfg(feature = "testing")]
+            Settle::InProcess(_) => match self.settle {
+                Settle::InProcess(message) => message.nack(requeue).await,
+                Settle::Live { .. } => Ok(()),
+            },
         }
     }
 
     async fn nack_after(self, delay: Duration) -> Result<(), AckError> {
-        self.retry(delay).await
+        match &self.settle {
+            Settle::Live {
+                subscription,
+                generation,
+            } => self.retry(subscription, *generation, delay).await,
+            #[cfg(feature = "testing")]
+            Settle::InProcess(_) => match self.settle {
+                Settle::InProcess(message) => message.nack_after(delay).await,
+                Settle::Live { .. } => Ok(()),
+            },
+        }
     }
 
     fn partition_key(&self) -> Option<&[u8]> {

@@ -142,8 +142,46 @@ impl KafkaBroker {
     /// Publishes `record` and returns where it was stored, once the cluster confirmed
     /// it (`acks=all`, idempotent producer).
     pub async fn send(&self, record: Record<'_>) -> Result<Delivered, KafkaError> {
+        #[cfg(feature = "testing")]
+        if let Some(client) = self.test_client() {
+            return self.send_in_process(client, record).await;
+        }
         let producer = &self.connected("publishing")?.producer;
         send_with(self, producer, record).await
+    }
+
+    /// In process: through the test client; the partition is the key's (offset -1).
+    #[cfg(feature = "testing")]
+    async fn send_in_process(
+        &self,
+        client: &ruststream::testing::TestClient,
+        record: Record<'_>,
+    ) -> Result<Delivered, KafkaError> {
+        if self.inner.shutdown.is_triggered() {
+            return Err(KafkaError::Closed);
+        }
+        check_topic(record.topic)?;
+        let mut message = OutgoingMessage::new(record.topic, record.payload);
+        if let Some(headers) = record.headers {
+            message = message.with_headers(headers);
+        }
+        if let Some(key) = record.key {
+            message = message.with_key(key);
+        }
+        client
+            .publish(message)
+            .await
+            .map_err(|error| KafkaError::publish(record.topic, error))?;
+        let partitions = self
+            .config()
+            .create_topics
+            .map_or(1, |defaults| defaults.partitions);
+        Ok(Delivered {
+            partition: record
+                .partition
+                .unwrap_or_else(|| crate::testing::partition_for(record.key, partitions)),
+            offset: -1,
+        })
     }
 
     /// A publisher whose transactions are Kafka transactions under
@@ -154,6 +192,13 @@ impl KafkaBroker {
         &self,
         transactional_id: &str,
     ) -> Result<KafkaTransactionalPublisher, KafkaError> {
+        #[cfg(feature = "testing")]
+        if self.test_client().is_some() {
+            return Err(transaction_error(
+                "init",
+                "Kafka transactions need a cluster; the in-process broker has none",
+            ));
+        }
         let config = self.config();
         let mut client = config.client_config();
         client

@@ -117,12 +117,24 @@ pub struct KafkaSubscriber {
     driver: Option<tokio::task::JoinHandle<()>>,
     topics: Vec<String>,
     group: String,
+    retry_topic: String,
 }
 
-struct Intake {
-    received: mpsc::Receiver<KafkaMessage>,
-    subscription: Arc<Subscription>,
-    shutdown: ShutdownWatch,
+/// Where a subscriber's messages come from.
+enum Intake {
+    /// The consumer task.
+    Live {
+        received: mpsc::Receiver<KafkaMessage>,
+        subscription: Arc<Subscription>,
+        shutdown: ShutdownWatch,
+    },
+    /// The in-process test client: one subscription per topic, polled in turn.
+    #[cfg(feature = "testing")]
+    InProcess {
+        subscribers: Vec<ruststream::testing::TestSubscriber>,
+        next: usize,
+        partitions: i32,
+    },
 }
 
 impl std::fmt::Debug for KafkaSubscriber {
@@ -130,7 +142,7 @@ impl std::fmt::Debug for KafkaSubscriber {
         f.debug_struct("KafkaSubscriber")
             .field("topics", &self.topics)
             .field("group", &self.group)
-            .field("retry_topic", &self.intake.subscription.retry_topic)
+            .field("retry_topic", &self.retry_topic)
             .finish_non_exhaustive()
     }
 }
@@ -146,26 +158,69 @@ impl Intake {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<KafkaMessage, KafkaError>>> {
-        loop {
-            match self.received.poll_recv(cx) {
-                Poll::Ready(Some(message)) => {
-                    // A message of a partition revoked while it waited here belongs to
-                    // the new owner now.
-                    let current = self.subscription.tracker.lock().is_current(
-                        message.topic_arc(),
-                        message.partition(),
-                        message.generation,
-                    );
-                    if current {
-                        return Poll::Ready(Some(Ok(message)));
+        match self {
+            Self::Live {
+                received,
+                subscription,
+                shutdown,
+            } => loop {
+                match received.poll_recv(cx) {
+                    Poll::Ready(Some(message)) => {
+                        // A message of a partition revoked while it waited here belongs
+                        // to the new owner now.
+                        let current = message.generation().is_some_and(|generation| {
+                            subscription.tracker.lock().is_current(
+                                message.topic_arc(),
+                                message.partition(),
+                                generation,
+                            )
+                        });
+                        if current {
+                            return Poll::Ready(Some(Ok(message)));
+                        }
+                    }
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => {
+                        return match shutdown.poll_triggered(cx) {
+                            Poll::Ready(()) => Poll::Ready(None),
+                            Poll::Pending => Poll::Pending,
+                        };
                     }
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => {
-                    return match self.shutdown.poll_triggered(cx) {
-                        Poll::Ready(()) => Poll::Ready(None),
-                        Poll::Pending => Poll::Pending,
+            },
+            #[cfg(feature = "testing")]
+            Self::InProcess {
+                subscribers,
+                next,
+                partitions,
+            } => {
+                use futures::StreamExt as _;
+                let count = subscribers.len();
+                let mut ended = 0;
+                for _ in 0..count {
+                    let index = *next % count;
+                    *next = next.wrapping_add(1);
+                    let Some(subscriber) = subscribers.get_mut(index) else {
+                        continue;
                     };
+                    let mut stream =
+                        std::pin::pin!(ruststream::contract::Subscriber::stream(subscriber));
+                    match stream.poll_next_unpin(cx) {
+                        Poll::Ready(Some(Ok(message))) => {
+                            return Poll::Ready(Some(Ok(KafkaMessage::in_process(
+                                message,
+                                *partitions,
+                            ))));
+                        }
+                        Poll::Ready(Some(Err(never))) => match never {},
+                        Poll::Ready(None) => ended += 1,
+                        Poll::Pending => {}
+                    }
+                }
+                if ended == count {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
                 }
             }
         }
@@ -196,7 +251,7 @@ impl KafkaSubscriber {
 
     /// The retry topic of `nack(true)` and `nack_after`.
     pub fn retry_topic(&self) -> &str {
-        &self.intake.subscription.retry_topic
+        &self.retry_topic
     }
 
     pub(crate) async fn open(
@@ -204,7 +259,6 @@ impl KafkaSubscriber {
         source: KafkaSource,
     ) -> Result<Self, KafkaError> {
         let config = broker.config();
-        let producer = broker.producer()?;
         let describe = || source.topics.join(", ");
         if source.topics.is_empty() {
             return Err(KafkaError::Subscribe {
@@ -225,6 +279,34 @@ impl KafkaSubscriber {
             })?;
         let retry_topic = source.retry_topic_in(&group);
         check_topic(&retry_topic)?;
+        #[cfg(feature = "testing")]
+        if let Some(client) = broker.test_client() {
+            let mut subscribers = Vec::with_capacity(source.topics.len());
+            for topic in &source.topics {
+                subscribers.push(client.subscribe_to(topic, Some(&group)).await.map_err(
+                    |error| KafkaError::Subscribe {
+                        topics: describe(),
+                        reason: error.to_string(),
+                    },
+                )?);
+            }
+            return Ok(Self {
+                intake: Intake::InProcess {
+                    subscribers,
+                    next: 0,
+                    partitions: config
+                        .create_topics
+                        .map_or(1, |defaults| defaults.partitions),
+                },
+                batcher: Batcher::new(),
+                stop: Shutdown::new(),
+                driver: None,
+                topics: source.topics,
+                group,
+                retry_topic,
+            });
+        }
+        let producer = broker.producer()?;
         let mut all: Vec<&str> = source.topics.iter().map(String::as_str).collect();
         if !all.contains(&retry_topic.as_str()) {
             all.push(&retry_topic);
@@ -306,7 +388,7 @@ impl KafkaSubscriber {
             ),
         }
         Ok(Self {
-            intake: Intake {
+            intake: Intake::Live {
                 received,
                 subscription,
                 shutdown: broker.shutdown_watch(),
@@ -316,6 +398,7 @@ impl KafkaSubscriber {
             driver: Some(driver),
             topics: source.topics,
             group,
+            retry_topic,
         })
     }
 }
@@ -495,6 +578,14 @@ impl Subscriber for KafkaSubscriber {
     }
 
     fn capabilities(&self) -> Capabilities {
+        #[cfg(feature = "testing")]
+        if let Intake::InProcess { subscribers, .. } = &self.intake {
+            // Settlement is recorded, not performed: no requeue.
+            return subscribers
+                .first()
+                .map_or(Capabilities::NONE, Subscriber::capabilities)
+                .with_partition_key(true);
+        }
         Capabilities::DEFAULT
             .with_requeue(true)
             .with_delayed_requeue(true)
