@@ -272,6 +272,56 @@ impl KafkaBroker {
         Ok(())
     }
 
+    /// For a group that starts from the latest offsets: commits the current end of each
+    /// partition of `topics` where `group` has committed nothing yet, so the group's
+    /// consumer starts exactly there, and a message published once `subscribe`
+    /// returned is read. Where the cluster refuses (the group has live members that
+    /// hold those partitions), the consumer's `auto.offset.reset=latest` applies.
+    pub(crate) async fn commit_ends_where_uncommitted(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<(), KafkaError> {
+        let mut client = self.inner.config.client_config();
+        client
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        let consumer: BaseConsumer<LogContext> = client
+            .create_with_context(self.inner.context.clone())
+            .map_err(|error| KafkaError::Admin(self.redact(error)))?;
+        let timeout = self.inner.config.operation_timeout;
+        let topics: Vec<String> = topics.iter().map(|topic| (*topic).to_owned()).collect();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut ends = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+                let partitions = metadata
+                    .topics()
+                    .first()
+                    .map_or(0, |found| found.partitions().len());
+                let mut list = TopicPartitionList::with_capacity(partitions);
+                for partition in 0..partitions {
+                    list.add_partition(topic, i32::try_from(partition).unwrap_or(i32::MAX));
+                }
+                for element in consumer.committed_offsets(list, timeout)?.elements() {
+                    if matches!(element.offset(), Offset::Offset(_)) {
+                        continue;
+                    }
+                    let (_, high) =
+                        consumer.fetch_watermarks(topic, element.partition(), timeout)?;
+                    ends.add_partition_offset(topic, element.partition(), Offset::Offset(high))?;
+                }
+            }
+            if ends.count() > 0 {
+                consumer.commit(&ends, rdkafka::consumer::CommitMode::Sync)?;
+            }
+            Ok::<_, rdkafka::error::KafkaError>(())
+        })
+        .await
+        .map_err(|error| KafkaError::Admin(error.to_string()))?;
+        done.map_err(|error| KafkaError::Admin(self.redact(error)))
+    }
+
     /// The offsets `group` has committed on `topic`, per partition: the next offset
     /// the group reads there, or `None` where it committed nothing.
     pub async fn committed_offsets(

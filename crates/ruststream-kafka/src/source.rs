@@ -14,8 +14,9 @@ use crate::subscriber::KafkaSubscriber;
 pub enum StartFrom {
     /// The partition's first retained message.
     Earliest,
-    /// Messages published after the group is first assigned the partition (Kafka's and
-    /// FastStream's default).
+    /// Messages published once the group's first `subscribe` returned (Kafka's and
+    /// FastStream's default): the partition's end at that moment is committed for the
+    /// group before its consumer joins.
     #[default]
     Latest,
 }

@@ -312,6 +312,11 @@ impl KafkaSubscriber {
             all.push(&retry_topic);
         }
         broker.ensure_topics(&all).await?;
+        if source.start == StartFrom::Latest
+            && let Err(error) = broker.commit_ends_where_uncommitted(&group, &all).await
+        {
+            tracing::debug!(%group, "starting from the latest offsets by `auto.offset.reset` ({error})");
+        }
 
         let subscription = Arc::new(Subscription {
             tracker: Mutex::new(Tracker::default()),

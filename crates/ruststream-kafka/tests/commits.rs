@@ -124,3 +124,37 @@ async fn settlements_after_a_revocation_commit_nothing() {
     broker.shutdown().await.unwrap();
     created.delete(&servers).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_from_latest_reads_exactly_what_is_published_after_subscribe() {
+    let created = Created::default();
+    let Some((servers, broker, topic, group)) = setup(
+        "a_new_group_from_latest_reads_exactly_what_is_published_after_subscribe",
+        &created,
+    )
+    .await
+    else {
+        return;
+    };
+    let _clean_up = created.on_drop(&servers);
+    broker
+        .publish(OutgoingMessage::new(&topic, b"before"))
+        .await
+        .unwrap();
+    let mut subscriber = KafkaSource::new(&topic)
+        .group(&group)
+        .start_from(StartFrom::Latest)
+        .subscribe(&broker)
+        .await
+        .unwrap();
+    broker
+        .publish(OutgoingMessage::new(&topic, b"after"))
+        .await
+        .unwrap();
+    let first = next(&mut subscriber).await;
+    assert_eq!(first.payload(), b"after");
+    first.ack().await.unwrap();
+    subscriber.close().await;
+    broker.shutdown().await.unwrap();
+    created.delete(&servers).await;
+}
