@@ -108,7 +108,21 @@ impl KafkaMessage {
         let mut due_ms = None;
         let mut origin = None;
         if let Some(record_headers) = record.headers() {
-            for header in record_headers.iter() {
+            for index in 0..record_headers.count() {
+                // rdkafka panics on a header name that is not UTF-8: such a header is
+                // left out (with a warning) rather than taking the subscription down.
+                let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    record_headers.try_get(index)
+                }));
+                let Ok(Some(header)) = header else {
+                    tracing::warn!(
+                        topic = %topic,
+                        partition = record.partition(),
+                        offset = record.offset(),
+                        "a header of this record has a name that is not UTF-8; it is left out"
+                    );
+                    continue;
+                };
                 match header.key {
                     REDELIVERIES_HEADER => redeliveries = parse(header.value),
                     DUE_HEADER => due_ms = parse(header.value),

@@ -97,15 +97,25 @@ pub struct Delivered {
     pub offset: i64,
 }
 
-fn kafka_headers(headers: &Headers) -> OwnedHeaders {
+/// The record headers of `headers`; a name with a NUL byte (which a consumer would
+/// read cut short) is refused.
+fn kafka_headers(topic: &str, headers: &Headers) -> Result<OwnedHeaders, KafkaError> {
     let mut out = OwnedHeaders::new_with_capacity(headers.len());
     for (name, value) in headers.iter() {
+        if name.contains('\0') {
+            return Err(KafkaError::publish(
+                topic,
+                format!(
+                    "header name {name:?} contains a NUL byte, which Kafka clients read as its end: rename it"
+                ),
+            ));
+        }
         out = out.insert(Header {
             key: name,
             value: Some(value),
         });
     }
-    out
+    Ok(out)
 }
 
 /// Sends `record` through `producer` and awaits its delivery report.
@@ -115,6 +125,10 @@ async fn send_with(
     record: Record<'_>,
 ) -> Result<Delivered, KafkaError> {
     check_topic(record.topic)?;
+    let headers = match record.headers {
+        Some(headers) => Some(kafka_headers(record.topic, headers)?),
+        None => None,
+    };
     broker.ensure_topics(&[record.topic]).await?;
     let mut future = FutureRecord::to(record.topic).payload(record.payload);
     if let Some(key) = record.key {
@@ -123,8 +137,8 @@ async fn send_with(
     if let Some(partition) = record.partition {
         future = future.partition(partition);
     }
-    if let Some(headers) = record.headers {
-        future = future.headers(kafka_headers(headers));
+    if let Some(headers) = headers {
+        future = future.headers(headers);
     }
     match producer
         .send(future, Timeout::After(broker.config().delivery_timeout))
@@ -135,6 +149,20 @@ async fn send_with(
             offset: delivery.offset,
         }),
         Err((error, _)) => Err(KafkaError::publish(record.topic, broker.redact(error))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_name_with_a_nul_byte_is_refused() {
+        let headers: Headers = [("ok", "1"), ("bad\0name", "2")].into_iter().collect();
+        let refused = kafka_headers("orders", &headers).unwrap_err();
+        assert!(refused.to_string().contains("NUL"), "{refused}");
+        let fine: Headers = [("a", &b"\0\xff"[..])].into_iter().collect();
+        assert!(kafka_headers("orders", &fine).is_ok(), "values are binary");
     }
 }
 
