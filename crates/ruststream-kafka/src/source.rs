@@ -187,6 +187,16 @@ mod tests {
     }
 
     #[test]
+    fn a_group_is_the_kafka_operation_binding() {
+        let source = KafkaSource::new("orders").group("billing");
+        let bindings = SubscriptionSource::<KafkaBroker>::operation_bindings(&source).unwrap();
+        assert_eq!(bindings["kafka"]["groupId"]["enum"][0], "billing");
+        assert_eq!(bindings["kafka"]["bindingVersion"], "0.5.0");
+        let none = SubscriptionSource::<KafkaBroker>::operation_bindings(&KafkaSource::new("o"));
+        assert!(none.is_none());
+    }
+
+    #[test]
     fn a_prefix_goes_before_every_topic() {
         let source = KafkaSource::new("a").topic("b").with_prefix("eu.").unwrap();
         assert_eq!(source.topics(), ["eu.a", "eu.b"]);
