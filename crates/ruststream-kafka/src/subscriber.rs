@@ -16,7 +16,8 @@ use parking_lot::Mutex;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::Message as _;
+use futures::FutureExt as _;
+use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use ruststream::contract::{BatchSubscriber, Capabilities, HeaderSupport, Subscriber};
 use ruststream::kit::{Batcher, Shutdown, ShutdownWatch};
@@ -373,6 +374,7 @@ impl KafkaSubscriber {
             sender,
             held: HashMap::new(),
             commit_interval: config.commit_interval,
+            burst: config.prefetch.min(64),
         };
         let driver = tokio::spawn(driver.run(stop.clone(), broker.inner.shutdown.clone()));
 
@@ -416,6 +418,8 @@ struct Driver {
     /// Per paused partition: received messages waiting for the first one to be due.
     held: HashMap<(Arc<str>, i32), VecDeque<KafkaMessage>>,
     commit_interval: Duration,
+    /// How many messages the task takes room for at once.
+    burst: usize,
 }
 
 impl Driver {
@@ -427,66 +431,65 @@ impl Driver {
             }
         };
         tokio::pin!(stopped);
+        // A handle of its own, so the permits it gives borrow it rather than `self`.
+        let sender = self.sender.clone();
+        let consumer = Arc::clone(&self.consumer);
         let mut commits = tokio::time::interval(self.commit_interval);
         commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = self.next_due();
-            let permit = tokio::select! {
+            // Room for a burst of messages first: the task wakes once per burst, not
+            // once per message, while handlers keep the queue full.
+            let mut permits = tokio::select! {
                 biased;
                 () = &mut stopped => break,
                 _ = commits.tick() => {
                     self.commit(CommitMode::Async);
                     continue;
                 }
-                permit = self.sender.reserve() => match permit {
-                    Ok(permit) => permit,
+                permits = sender.reserve_many(self.burst) => match permits {
+                    Ok(permits) => permits,
                     Err(_) => break,
                 },
             };
-            tokio::select! {
+            let first = tokio::select! {
                 biased;
                 () = &mut stopped => break,
-                _ = commits.tick() => self.commit(CommitMode::Async),
+                _ = commits.tick() => {
+                    self.commit(CommitMode::Async);
+                    continue;
+                }
                 () = sleep_until_ms(due), if due.is_some() => {
-                    drop(permit);
+                    drop(permits);
                     if !self.release_due().await {
                         break;
                     }
+                    continue;
                 }
-                received = self.consumer.recv() => match received {
-                    Ok(record) => {
-                        let registered = self.subscription.tracker.lock().register(
-                            record.topic(),
-                            record.partition(),
-                            record.offset(),
-                        );
-                        let Some((topic, generation)) = registered else {
-                            continue;
-                        };
-                        let message = KafkaMessage::from_record(&record, topic, generation, &self.subscription);
-                        drop(record);
-                        let key = (Arc::clone(message.topic_arc()), message.partition());
-                        if let Some(queue) = self.held.get_mut(&key) {
-                            queue.push_back(message);
-                        } else if message.due_ms.is_some_and(|due| due > now_ms()) {
-                            self.pause(&key);
-                            self.held.insert(key, VecDeque::from([message]));
-                        } else {
-                            permit.send(message);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            "receiving from Kafka: {}",
-                            self.subscription.redactor.redact(error)
-                        );
-                    }
-                },
+                received = consumer.recv() => received,
+            };
+            let mut received = Some(first);
+            while let Some(result) = received.take() {
+                let Some(permit) = permits.next() else {
+                    break;
+                };
+                match result {
+                    Ok(record) => self.accept(&record, permit),
+                    Err(error) => tracing::warn!(
+                        "receiving from Kafka: {}",
+                        self.subscription.redactor.redact(error)
+                    ),
+                }
+                if permits.len() > 0 {
+                    // What librdkafka already holds, without waiting.
+                    received = consumer.recv().now_or_never();
+                }
             }
         }
         // The end: commit what is settled, then close the consumer (which leaves the
         // group; its revocation commits once more), off the runtime's threads.
         let commits = self.subscription.tracker.lock().all_commits();
+        drop(consumer);
         let consumer = self.consumer;
         self.held.clear();
         let redactor = Arc::clone(&self.subscription.redactor);
@@ -499,6 +502,29 @@ impl Driver {
             drop(consumer);
         });
         let _ = closed.await;
+    }
+
+    /// Registers a received record with the tracker and hands it out (or holds it until
+    /// it is due). A record of a partition no longer assigned is skipped.
+    fn accept(&mut self, record: &BorrowedMessage<'_>, permit: mpsc::Permit<'_, KafkaMessage>) {
+        let registered =
+            self.subscription
+                .tracker
+                .lock()
+                .register(record.topic(), record.partition(), record.offset());
+        let Some((topic, generation)) = registered else {
+            return;
+        };
+        let message = KafkaMessage::from_record(record, topic, generation, &self.subscription);
+        let key = (Arc::clone(message.topic_arc()), message.partition());
+        if let Some(queue) = self.held.get_mut(&key) {
+            queue.push_back(message);
+        } else if message.due_ms.is_some_and(|due| due > now_ms()) {
+            self.pause(&key);
+            self.held.insert(key, VecDeque::from([message]));
+        } else {
+            permit.send(message);
+        }
     }
 
     fn commit(&self, mode: CommitMode) {

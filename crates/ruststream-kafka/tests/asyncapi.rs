@@ -56,7 +56,10 @@ fn the_document_with_kafka_bindings_passes_the_official_parser() {
         .output()
         .is_ok_and(|output| output.status.success());
     if !(node && script.exists()) {
-        missing(test, "node and the AsyncAPI parser are missing (run scripts/test-tools)");
+        missing(
+            test,
+            "node and the AsyncAPI parser are missing (run scripts/test-tools)",
+        );
         return;
     }
     let file = std::env::temp_dir().join(format!(
