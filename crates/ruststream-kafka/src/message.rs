@@ -25,6 +25,9 @@ pub const ORIGIN_HEADER: &str = "ruststream-topic";
 /// the retry topic.
 pub(crate) struct Subscription {
     pub(crate) tracker: Mutex<Tracker>,
+    /// How many revocations the subscription went through: a message received after
+    /// the last one is current without a look at the tracker.
+    pub(crate) revocations: std::sync::atomic::AtomicU64,
     pub(crate) producer: Producer_,
     pub(crate) retry_topic: String,
     pub(crate) delivery_timeout: Duration,
@@ -62,6 +65,8 @@ enum Settle {
     Live {
         subscription: Arc<Subscription>,
         generation: u64,
+        /// The subscription's revocation count when it was received.
+        revocations: u64,
     },
     /// In process: the test client's message.
     #[cfg(feature = "testing")]
@@ -154,6 +159,9 @@ impl KafkaMessage {
             settle: Settle::Live {
                 subscription: Arc::clone(subscription),
                 generation,
+                revocations: subscription
+                    .revocations
+                    .load(std::sync::atomic::Ordering::Acquire),
             },
         }
     }
@@ -178,12 +186,27 @@ impl KafkaMessage {
         }
     }
 
-    /// The assignment it was received in (live messages only).
-    pub(crate) fn generation(&self) -> Option<u64> {
+    /// Whether its partition is still assigned as when it was received (live
+    /// messages only; in process, always).
+    pub(crate) fn is_current(&self) -> bool {
         match &self.settle {
-            Settle::Live { generation, .. } => Some(*generation),
+            Settle::Live {
+                subscription,
+                generation,
+                revocations,
+            } => {
+                *revocations
+                    == subscription
+                        .revocations
+                        .load(std::sync::atomic::Ordering::Acquire)
+                    || subscription.tracker.lock().is_current(
+                        &self.topic,
+                        self.partition,
+                        *generation,
+                    )
+            }
             #[cfg(feature = "testing")]
-            Settle::InProcess(_) => None,
+            Settle::InProcess(_) => true,
         }
     }
 
@@ -300,6 +323,7 @@ impl IncomingMessage for KafkaMessage {
             Settle::Live {
                 subscription,
                 generation,
+                ..
             } => {
                 self.settle_live(subscription, *generation);
                 Ok(())
@@ -317,6 +341,7 @@ impl IncomingMessage for KafkaMessage {
             Settle::Live {
                 subscription,
                 generation,
+                ..
             } => {
                 self.settle_live(subscription, *generation);
                 Ok(())
@@ -331,6 +356,7 @@ impl IncomingMessage for KafkaMessage {
             Settle::Live {
                 subscription,
                 generation,
+                ..
             } => {
                 if requeue {
                     self.retry(subscription, *generation, Duration::ZERO).await
@@ -352,6 +378,7 @@ impl IncomingMessage for KafkaMessage {
             Settle::Live {
                 subscription,
                 generation,
+                ..
             } => self.retry(subscription, *generation, delay).await,
             #[cfg(feature = "testing")]
             Settle::InProcess(_) => match self.settle {

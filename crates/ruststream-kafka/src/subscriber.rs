@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use futures::Stream;
 use parking_lot::Mutex;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use futures::FutureExt as _;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use ruststream::contract::{BatchSubscriber, Capabilities, HeaderSupport, Subscriber};
@@ -55,6 +55,9 @@ impl ConsumerContext for GroupContext {
         // counts for them, then commit what was settled before it.
         let commits: Vec<Commit> = {
             let mut tracker = self.subscription.tracker.lock();
+            self.subscription
+                .revocations
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             revoked
                 .elements()
                 .iter()
@@ -126,7 +129,6 @@ enum Intake {
     /// The consumer task.
     Live {
         received: mpsc::Receiver<KafkaMessage>,
-        subscription: Arc<Subscription>,
         shutdown: ShutdownWatch,
     },
     /// The in-process test client: one subscription per topic, polled in turn.
@@ -160,23 +162,12 @@ impl Intake {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<KafkaMessage, KafkaError>>> {
         match self {
-            Self::Live {
-                received,
-                subscription,
-                shutdown,
-            } => loop {
+            Self::Live { received, shutdown } => loop {
                 match received.poll_recv(cx) {
                     Poll::Ready(Some(message)) => {
                         // A message of a partition revoked while it waited here belongs
                         // to the new owner now.
-                        let current = message.generation().is_some_and(|generation| {
-                            subscription.tracker.lock().is_current(
-                                message.topic_arc(),
-                                message.partition(),
-                                generation,
-                            )
-                        });
-                        if current {
+                        if message.is_current() {
                             return Poll::Ready(Some(Ok(message)));
                         }
                     }
@@ -321,6 +312,7 @@ impl KafkaSubscriber {
 
         let subscription = Arc::new(Subscription {
             tracker: Mutex::new(Tracker::default()),
+            revocations: std::sync::atomic::AtomicU64::new(0),
             producer,
             retry_topic: retry_topic.clone(),
             delivery_timeout: config.delivery_timeout,
@@ -397,7 +389,6 @@ impl KafkaSubscriber {
         Ok(Self {
             intake: Intake::Live {
                 received,
-                subscription,
                 shutdown: broker.shutdown_watch(),
             },
             batcher: Batcher::new(),
@@ -507,15 +498,19 @@ impl Driver {
     /// Registers a received record with the tracker and hands it out (or holds it until
     /// it is due). A record of a partition no longer assigned is skipped.
     fn accept(&mut self, record: &BorrowedMessage<'_>, permit: mpsc::Permit<'_, KafkaMessage>) {
-        let registered =
-            self.subscription
-                .tracker
-                .lock()
-                .register(record.topic(), record.partition(), record.offset());
+        let registered = self.subscription.tracker.lock().register(
+            record.topic(),
+            record.partition(),
+            record.offset(),
+        );
         let Some((topic, generation)) = registered else {
             return;
         };
         let message = KafkaMessage::from_record(record, topic, generation, &self.subscription);
+        if self.held.is_empty() && message.due_ms.is_none() {
+            permit.send(message);
+            return;
+        }
         let key = (Arc::clone(message.topic_arc()), message.partition());
         if let Some(queue) = self.held.get_mut(&key) {
             queue.push_back(message);
