@@ -272,11 +272,11 @@ impl KafkaBroker {
         Ok(())
     }
 
-    /// For a group that starts from the latest offsets: commits the current end of each
-    /// partition of `topics` where `group` has committed nothing yet, so the group's
-    /// consumer starts exactly there, and a message published once `subscribe`
-    /// returned is read. Where the cluster refuses (the group has live members that
-    /// hold those partitions), the consumer's `auto.offset.reset=latest` applies.
+    /// For a group that starts from the latest offsets: when the group has no member,
+    /// commits the current end of each partition of `topics` where it has committed
+    /// nothing yet, so its consumer starts exactly there, and a message published once
+    /// `subscribe` returned is read. Otherwise (live members, or the cluster refuses)
+    /// the consumer's `auto.offset.reset=latest` applies.
     pub(crate) async fn commit_ends_where_uncommitted(
         &self,
         group: &str,
@@ -291,7 +291,18 @@ impl KafkaBroker {
             .map_err(|error| KafkaError::Admin(self.redact(error)))?;
         let timeout = self.inner.config.operation_timeout;
         let topics: Vec<String> = topics.iter().map(|topic| (*topic).to_owned()).collect();
+        let group = group.to_owned();
         let done = tokio::task::spawn_blocking(move || {
+            // Only for a group nobody is in: a live member's unsettled messages must
+            // not be skipped.
+            let groups = consumer.fetch_group_list(Some(&group), timeout)?;
+            if groups
+                .groups()
+                .iter()
+                .any(|found| found.name() == group && !found.members().is_empty())
+            {
+                return Ok(());
+            }
             let mut ends = TopicPartitionList::new();
             for topic in &topics {
                 let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
