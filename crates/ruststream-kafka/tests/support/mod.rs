@@ -1,16 +1,14 @@
 //! What the live tests share, on `ruststream::kit::live`: the shared Kafka-compatible
-//! server (tansu, started by `scripts/services kafka`), a private tansu a test can
-//! kill, fresh names, and clean-up of what a test created.
+//! server (tansu, started by `scripts/services kafka`), the test config, and clean-up
+//! of what a test created.
 #![allow(dead_code, unreachable_pub)]
 
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use ruststream::Broker;
-use ruststream::kit::live::{CleanUp, LiveServer, ServerProcess};
+use ruststream::kit::live::{CleanUp, LiveServer};
 use ruststream_kafka::{Config, KafkaBroker};
 
 /// The shared test server (`RUSTSTREAM_KAFKA_URL` overrides the address).
@@ -36,31 +34,6 @@ pub fn config(servers: &str) -> Config {
         .operation_timeout(Duration::from_secs(10))
         .shutdown_timeout(Duration::from_secs(5))
         .delivery_timeout(Duration::from_secs(10))
-}
-
-/// The tansu binary `scripts/services kafka` installs.
-pub fn tansu() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/tansu/tansu")
-}
-
-/// A tansu of the test's own on a free port, memory storage, started from its empty
-/// data directory (tansu reads `.env` from its working directory).
-pub async fn private_server(test: &str) -> Option<ServerProcess> {
-    ServerProcess::start(test, tansu(), |port, _dir| {
-        let url = format!("tcp://127.0.0.1:{port}");
-        [
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        .map(OsString::from)
-        .into()
-    })
-    .await
 }
 
 /// Topics and groups a test created, deleted at the end.
