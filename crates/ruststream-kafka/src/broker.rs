@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     connecting: tokio::sync::Mutex<()>,
     /// Topics known to exist (created or checked), so a publish checks a name once.
     known_topics: Mutex<HashSet<String>>,
+    /// The consumer tasks still running, which `shutdown` waits for.
+    pub(crate) consumers: Arc<Consumers>,
     /// In process (feature `testing`): the test client everything goes through.
     #[cfg(feature = "testing")]
     test_client: OnceLock<ruststream::testing::TestClient>,
@@ -109,6 +111,7 @@ impl KafkaBroker {
                 shutdown: Shutdown::new(),
                 connecting: tokio::sync::Mutex::new(()),
                 known_topics: Mutex::new(HashSet::new()),
+                consumers: Arc::new(Consumers::default()),
                 #[cfg(feature = "testing")]
                 test_client: OnceLock::new(),
             }),
@@ -459,8 +462,17 @@ impl Broker for KafkaBroker {
         let Some(connected) = self.inner.connected.get() else {
             return Ok(());
         };
-        let producer = connected.producer.clone();
+        // Every subscription commits what is settled and leaves its group first.
         let timeout = self.inner.config.shutdown_timeout;
+        if bounded(timeout, self.inner.consumers.all_ended())
+            .await
+            .is_none()
+        {
+            tracing::warn!(
+                "consumers still closing after the shutdown timeout of {timeout:?}; their unsettled messages are delivered again"
+            );
+        }
+        let producer = connected.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
         match flushed {
             Ok(Ok(())) => Ok(()),
@@ -485,6 +497,44 @@ impl Subscribe for KafkaBroker {
 
     async fn subscribe(&self, name: &str) -> Result<KafkaSubscriber, KafkaError> {
         KafkaSource::new(name).subscribe(self).await
+    }
+}
+
+/// Counts the running consumer tasks, so `shutdown` can wait until each has committed
+/// and left its group.
+#[derive(Default)]
+pub(crate) struct Consumers {
+    running: std::sync::atomic::AtomicUsize,
+    ended: tokio::sync::Notify,
+}
+
+/// One running consumer task; dropping it counts it ended.
+pub(crate) struct RunningTask(Arc<Consumers>);
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.ended.notify_waiters();
+    }
+}
+
+impl Consumers {
+    pub(crate) fn start(self: &Arc<Self>) -> RunningTask {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        RunningTask(Arc::clone(self))
+    }
+
+    async fn all_ended(&self) {
+        loop {
+            let ended = self.ended.notified();
+            if self.running.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            ended.await;
+        }
     }
 }
 

@@ -358,6 +358,7 @@ impl KafkaSubscriber {
 
         let (sender, received) = mpsc::channel(config.prefetch);
         let stop = Shutdown::new();
+        let (stop_for_task, shutdown) = (stop.clone(), broker.inner.shutdown.clone());
         let consumer = Arc::new(consumer);
         let _ = subscription.consumer.set(Arc::downgrade(&consumer));
         let driver = Driver {
@@ -368,7 +369,11 @@ impl KafkaSubscriber {
             commit_interval: config.commit_interval,
             burst: config.prefetch.min(64),
         };
-        let driver = tokio::spawn(driver.run(stop.clone(), broker.inner.shutdown.clone()));
+        let running = broker.inner.consumers.start();
+        let driver = tokio::spawn(async move {
+            driver.run(stop_for_task, shutdown).await;
+            drop(running);
+        });
 
         // Return once the group has handed this member its partitions (maybe none), so
         // what is published next is read.

@@ -158,3 +158,39 @@ async fn a_new_group_from_latest_reads_exactly_what_is_published_after_subscribe
     broker.shutdown().await.unwrap();
     created.delete(&servers).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_commits_what_was_settled_before_it_returns() {
+    let created = Created::default();
+    let Some((servers, broker, topic, group)) = setup(
+        "a_graceful_shutdown_commits_what_was_settled_before_it_returns",
+        &created,
+    )
+    .await
+    else {
+        return;
+    };
+    let _clean_up = created.on_drop(&servers);
+    // No interval commit within the test: what is committed, the shutdown committed.
+    let service =
+        KafkaBroker::new(support::config(&servers).commit_interval(Duration::from_secs(3600)));
+    service.connect().await.unwrap();
+    let mut subscriber = source(&topic, &group).subscribe(&service).await.unwrap();
+    for payload in ["m0", "m1", "m2"] {
+        broker
+            .publish(OutgoingMessage::new(&topic, payload.as_bytes()))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        next(&mut subscriber).await.ack().await.unwrap();
+    }
+    service.shutdown().await.unwrap();
+    assert_eq!(
+        broker.committed_offsets(&group, &topic).await.unwrap(),
+        vec![(0, Some(3))]
+    );
+    drop(subscriber);
+    broker.shutdown().await.unwrap();
+    created.delete(&servers).await;
+}
