@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use ruststream::BoxError;
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{
-    App, BatchSubscriberDef, HandlerResult, Producer, Router, batch_handler_fn,
-};
+use ruststream::runtime::{App, Producer, Router, Settle, SubscriberDef, batch_handler_fn};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -19,7 +17,7 @@ struct Reading {
 
 /// The service on `broker`: what its AsyncAPI document shows.
 pub(crate) fn app(broker: MemoryBroker) -> App {
-    let readings = BatchSubscriberDef::new(
+    let readings = SubscriberDef::batch(
         "sensors.readings",
         batch_handler_fn(|readings: Vec<Reading>| async move {
             let total: f64 = readings
@@ -34,9 +32,9 @@ pub(crate) fn app(broker: MemoryBroker) -> App {
                 .map(|r| {
                     if r.value < 0.0 {
                         println!("  dropping sensor {}'s reading {}", r.sensor, r.value);
-                        HandlerResult::Drop
+                        Settle::Drop
                     } else {
-                        HandlerResult::Ack
+                        Settle::Ack
                     }
                 })
                 .collect::<Vec<_>>()
@@ -44,7 +42,7 @@ pub(crate) fn app(broker: MemoryBroker) -> App {
     )
     .max_messages(10)
     .max_wait(Duration::from_millis(20));
-    App::new("sensors").broker(broker, Router::new().batch_subscriber(readings))
+    App::new("sensors").broker(broker, Router::new().subscriber(readings))
 }
 
 #[tokio::main]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{App, HandlerResult, Message, Producer, Router, State};
+use ruststream::runtime::{App, Message, Producer, Router, Settle, State};
 use ruststream::{BoxError, subscriber};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -59,7 +59,7 @@ async fn fulfil_order(
     order: Order,
     message: Message<'_>,
     progress: State<Progress>,
-) -> Result<HandlerResult, String> {
+) -> Result<Settle, String> {
     let attempt = message.attempt();
     if order.item == "mystery box" {
         println!(
@@ -73,14 +73,14 @@ async fn fulfil_order(
             "  order {} ({}): stock check timed out, retrying in 200 ms",
             order.id, order.item
         );
-        return Ok(HandlerResult::RetryAfter(Duration::from_millis(200)));
+        return Ok(Settle::RetryAfter(Duration::from_millis(200)));
     }
     println!(
         "  order {} ({}) for {:.2} fulfilled on attempt {attempt}",
         order.id, order.item, order.amount
     );
     progress.settle();
-    Ok(HandlerResult::Ack)
+    Ok(Settle::Ack)
 }
 
 /// Answers quote requests: the returned value is the reply.

@@ -6,7 +6,7 @@
 //! Needs an MQTT server on 127.0.0.1:1883 (`mosquitto -p 1883`):
 //! `cargo run -p ruststream-examples --example mqtt_service`
 
-use ruststream::runtime::{App, HandlerResult, Router};
+use ruststream::runtime::{App, Router, Settle};
 use ruststream::subscriber;
 use ruststream_mqtt::{Config, MqttBroker, MqttSource, Protocol, Qos};
 use serde::{Deserialize, Serialize};
@@ -41,12 +41,12 @@ async fn thermostat(reading: Reading) -> Heating {
 
 /// Logs sensor faults; a reading out of range is dropped (acknowledged, not handled).
 #[subscriber(MqttSource::new("home/+/fault"), name = "fault")]
-async fn fault(reading: Reading) -> HandlerResult {
+async fn fault(reading: Reading) -> Settle {
     if (-40.0..=80.0).contains(&reading.celsius) {
         println!("fault in {}: {} °C", reading.room, reading.celsius);
-        HandlerResult::Ack
+        Settle::Ack
     } else {
-        HandlerResult::Drop
+        Settle::Drop
     }
 }
 

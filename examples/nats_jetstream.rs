@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ruststream::headers::MESSAGE_ID;
-use ruststream::runtime::{App, HandlerResult, Message, Router};
+use ruststream::runtime::{App, Message, Router, Settle};
 use ruststream::{Broker, Headers, OutgoingMessage, Publisher, subscriber};
 use ruststream_nats::{Config, NatsBroker, NatsSource};
 use serde::{Deserialize, Serialize};
@@ -29,14 +29,14 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
         .durable("ledger")
         .ack_wait(Duration::from_secs(10))
 )]
-async fn record(message: Message<'_>) -> HandlerResult {
+async fn record(message: Message<'_>) -> Settle {
     let Ok(payment) = serde_json::from_slice::<Payment>(message.payload()) else {
-        return HandlerResult::Drop;
+        return Settle::Drop;
     };
     let redelivered = message.redelivery_count().unwrap_or(0);
     if payment.id == 2 && redelivered == 0 {
         println!("payment 2: not yet, again in 500 ms (JetStream NAK with delay)");
-        return HandlerResult::RetryAfter(Duration::from_millis(500));
+        return Settle::RetryAfter(Duration::from_millis(500));
     }
     println!(
         "recorded payment {} (delivery {})",
@@ -44,7 +44,7 @@ async fn record(message: Message<'_>) -> HandlerResult {
         redelivered + 1
     );
     SEEN.fetch_add(1, Ordering::SeqCst);
-    HandlerResult::Ack
+    Settle::Ack
 }
 
 #[tokio::main]

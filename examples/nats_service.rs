@@ -6,7 +6,7 @@
 //! Needs a NATS server on 127.0.0.1:4222 (`nats-server -a 127.0.0.1 -p 4222`):
 //! `cargo run -p ruststream-examples --example nats_service`
 
-use ruststream::runtime::{App, HandlerResult, Router};
+use ruststream::runtime::{App, Router, Settle};
 use ruststream::subscriber;
 use ruststream_nats::{Config, NatsBroker, NatsSource};
 use serde::{Deserialize, Serialize};
@@ -49,12 +49,12 @@ async fn bill(order: Order) -> Receipt {
 
 /// Accepts refunds of a positive amount; drops the others (nothing to refund).
 #[subscriber(NatsSource::new("shop.refunds.>").queue_group("shop-refunds"), name = "refund")]
-async fn refund(asked: Refund) -> HandlerResult {
+async fn refund(asked: Refund) -> Settle {
     if asked.amount > 0.0 {
         println!("refund of {} for order {}", asked.amount, asked.order);
-        HandlerResult::Ack
+        Settle::Ack
     } else {
-        HandlerResult::Drop
+        Settle::Drop
     }
 }
 

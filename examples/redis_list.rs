@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ruststream::runtime::{App, HandlerResult, Router};
+use ruststream::runtime::{App, Router, Settle};
 use ruststream::{Broker, OutgoingMessage, Publisher, subscriber};
 use ruststream_redis::{Config, RedisBroker, RedisSource};
 use serde::{Deserialize, Serialize};
@@ -24,14 +24,14 @@ static DONE: AtomicU32 = AtomicU32::new(0);
 static TRIED: AtomicU32 = AtomicU32::new(0);
 
 #[subscriber(RedisSource::list(QUEUE).visibility_timeout(Duration::from_secs(10)))]
-async fn work(job: Job) -> HandlerResult {
+async fn work(job: Job) -> Settle {
     if job.id == 2 && TRIED.fetch_add(1, Ordering::SeqCst) == 0 {
         println!("job 2: not yet, again in 300 ms (a sorted set of due jobs)");
-        return HandlerResult::RetryAfter(Duration::from_millis(300));
+        return Settle::RetryAfter(Duration::from_millis(300));
     }
     println!("done job {}", job.id);
     DONE.fetch_add(1, Ordering::SeqCst);
-    HandlerResult::Ack
+    Settle::Ack
 }
 
 #[tokio::main]

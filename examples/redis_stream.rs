@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ruststream::runtime::{App, HandlerResult, Message, Router};
+use ruststream::runtime::{App, Message, Router, Settle};
 use ruststream::{Headers, OutgoingMessage, Publisher, subscriber};
 use ruststream_redis::{Config, RedisBroker, RedisSource};
 use serde::{Deserialize, Serialize};
@@ -29,14 +29,14 @@ static RECORDED: AtomicU32 = AtomicU32::new(0);
         .max_deliver(5)
         .dead_letter("example:orders:dead")
 )]
-async fn record(message: Message<'_>) -> HandlerResult {
+async fn record(message: Message<'_>) -> Settle {
     let Ok(order) = serde_json::from_slice::<Order>(message.payload()) else {
-        return HandlerResult::Drop;
+        return Settle::Drop;
     };
     let redelivered = message.redelivery_count().unwrap_or(0);
     if order.id == 2 && redelivered == 0 {
         println!("order 2: not yet, claimed again in 500 ms (left pending)");
-        return HandlerResult::RetryAfter(Duration::from_millis(500));
+        return Settle::RetryAfter(Duration::from_millis(500));
     }
     let tenant = message.headers().get_str("tenant").unwrap_or("-");
     println!(
@@ -45,7 +45,7 @@ async fn record(message: Message<'_>) -> HandlerResult {
         redelivered + 1
     );
     RECORDED.fetch_add(1, Ordering::SeqCst);
-    HandlerResult::Ack
+    Settle::Ack
 }
 
 #[tokio::main]

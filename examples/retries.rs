@@ -7,7 +7,7 @@
 //! 1. a good one, acked on the first attempt;
 //! 2. one whose gateway times out once: the handler returns an error, the error policy
 //!    retries it with exponential backoff, and the second attempt succeeds;
-//! 3. a declined card: the handler drops it for good (`HandlerResult::Drop`);
+//! 3. a declined card: the handler drops it for good (`Settle::Drop`);
 //! 4. a poison payment that always fails: after `max_attempts(3)` it goes to the dead
 //!    letter, with the reason in its headers;
 //! 5. a payload that is not JSON at all: it never will decode, so it is dead-lettered at
@@ -22,8 +22,7 @@ use std::time::Duration;
 use ruststream::memory::MemoryBroker;
 use ruststream::runtime::{
     App, Backoff, DEAD_LETTER_HANDLER_HEADER, DEAD_LETTER_REASON_HEADER, FailurePolicy,
-    FromMessage, HandlerResult, Message, Producer, Rejection, Router, State, SubscriberDef,
-    handler_fn,
+    FromMessage, Message, Producer, Rejection, Router, Settle, State, SubscriberDef, handler_fn,
 };
 use ruststream::{BoxError, OutgoingMessage, Publisher};
 use serde::{Deserialize, Serialize};
@@ -101,7 +100,7 @@ async fn charge(
     payment: Payment,
     Attempt(attempt): Attempt,
     progress: State<Progress>,
-) -> Result<HandlerResult, PaymentError> {
+) -> Result<Settle, PaymentError> {
     println!(
         "payment {} ({:.2} on card {}): attempt {attempt}",
         payment.id, payment.amount, payment.card
@@ -111,14 +110,14 @@ async fn charge(
         3 => {
             println!("payment 3: card declined, dropping it");
             progress.one_done();
-            return Ok(HandlerResult::Drop);
+            return Ok(Settle::Drop);
         }
         4 => return Err(PaymentError::Poison),
         _ => {}
     }
     println!("payment {}: charged", payment.id);
     progress.one_done();
-    Ok(HandlerResult::Ack)
+    Ok(Settle::Ack)
 }
 
 /// The service on `broker`, without its state: what its AsyncAPI document shows.

@@ -5,7 +5,7 @@
 mod support;
 
 use ruststream::kit::live::fresh_name;
-use ruststream::runtime::{App, HandlerResult, Router, Settlement, SubscriberDef, handler_fn};
+use ruststream::runtime::{App, Router, Settle, Settlement, SubscriberDef, handler_fn};
 use ruststream::testing::{TestApp, TestBroker};
 use ruststream::{
     Broker, IncomingMessage, OutgoingMessage, Publisher, SubscriberExt, SubscriptionSource,
@@ -26,9 +26,9 @@ fn orders_app(broker: KafkaBroker, topic: &str, group: &str) -> App {
             .start_from(StartFrom::Earliest),
         handler_fn(|order: Order| async move {
             if order.id == 0 {
-                HandlerResult::Drop
+                Settle::Drop
             } else {
-                HandlerResult::Ack
+                Settle::Ack
             }
         }),
     )

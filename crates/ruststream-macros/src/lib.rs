@@ -78,7 +78,7 @@ mod subscriber;
 ///
 /// Each argument is extracted by its type's `FromMessage` impl: a decoded payload type,
 /// `Raw<'_>`, `Text<'_>`, `&Headers`, `Message<'_>`, `State<T>`, `Producer<B>`, or your
-/// own extractor. The return value settles the message: `()` acks; a `HandlerResult`
+/// own extractor. The return value settles the message: `()` acks; a `Settle`
 /// settles as it says; `Result<T, E>` is `T`'s outcome on `Ok` and a failure for the
 /// `on_error` policy on `Err`; any other `Serialize` value is the reply, published to the
 /// request's reply-to and the `publish_to` destinations.

@@ -23,6 +23,8 @@ const KNOWN: &[&str] = &[
     "layer",
     "description",
     "headers",
+    "batch",
+    "max_wait",
 ];
 
 /// What a `key = value` option becomes on the `SubscriberDef` builder.
@@ -41,6 +43,8 @@ enum Kind {
     Layer,
     Description,
     Headers,
+    Batch,
+    MaxWait,
 }
 
 impl Kind {
@@ -59,6 +63,8 @@ impl Kind {
             "layer" => Kind::Layer,
             "description" => Kind::Description,
             "headers" => Kind::Headers,
+            "batch" => Kind::Batch,
+            "max_wait" => Kind::MaxWait,
             _ => return None,
         })
     }
@@ -79,6 +85,8 @@ impl Kind {
             Kind::Layer => "layer = TimeoutLayer::new(Duration::from_secs(5))",
             Kind::Description => "description = \"...\"",
             Kind::Headers => "headers = OrderHeaders",
+            Kind::Batch => "batch = 100",
+            Kind::MaxWait => "batch = 100, max_wait = \"50ms\"",
         }
     }
 
@@ -239,10 +247,27 @@ impl Args {
                 "`by_key` needs a number of lanes: write `workers = 8, by_key`",
             ));
         }
+        if let Some(max_wait) = self.options.iter().find(|o| o.kind == Kind::MaxWait) {
+            if !self.is_batch() {
+                push(syn::Error::new(
+                    max_wait.key.span(),
+                    "`max_wait` is how long a batch waits to fill: give the batch size too, \
+                     as in `batch = 100, max_wait = \"50ms\"`",
+                ));
+            }
+            if let Some(Err(error)) = max_wait.value.as_ref().map(duration) {
+                push(error);
+            }
+        }
         match errors {
             Some(errors) => Err(errors),
             None => Ok(()),
         }
+    }
+
+    /// Whether the handler takes batches (`batch = N`).
+    pub(crate) fn is_batch(&self) -> bool {
+        self.options.iter().any(|o| o.kind == Kind::Batch)
     }
 
     /// Whether the options name the handler.
@@ -289,11 +314,56 @@ impl Args {
                 Kind::Headers => quote_spanned!(span=> .headers_schema(
                     (&::ruststream::runtime::probe::Probe::<#value>::new()).type_schema()
                 )),
+                Kind::Batch => quote_spanned!(span=> .max_messages(#value)),
+                Kind::MaxWait => match duration(value) {
+                    Ok(wait) => quote_spanned!(span=> .max_wait(#wait)),
+                    Err(error) => error.to_compile_error(),
+                },
             };
             calls.extend(call);
         }
         calls
     }
+}
+
+/// A wait: a string literal with a unit (`"50ms"`, `"2s"`, `"500us"`, `"1m"`) becomes a
+/// `Duration`; any other expression is used as written (a `Duration`).
+fn duration(value: &Expr) -> syn::Result<TokenStream> {
+    let Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(text),
+        ..
+    }) = value
+    else {
+        return Ok(quote!(#value));
+    };
+    let written = text.value();
+    let invalid = || {
+        syn::Error::new(
+            text.span(),
+            format!(
+                "`{written}` is not a wait: write a whole number with a unit, \
+                 as in \"50ms\", \"2s\", \"500us\" or \"1m\""
+            ),
+        )
+    };
+    let digits = written.trim().len()
+        - written
+            .trim()
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .len();
+    let (number, unit) = written.trim().split_at(digits);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let span = text.span();
+    Ok(match unit.trim() {
+        "us" | "µs" => quote_spanned!(span=> ::core::time::Duration::from_micros(#number)),
+        "ms" => quote_spanned!(span=> ::core::time::Duration::from_millis(#number)),
+        "s" => quote_spanned!(span=> ::core::time::Duration::from_secs(#number)),
+        "m" | "min" => {
+            let seconds = number.checked_mul(60).ok_or_else(invalid)?;
+            quote_spanned!(span=> ::core::time::Duration::from_secs(#seconds))
+        }
+        _ => return Err(invalid()),
+    })
 }
 
 fn policy(value: &Expr) -> TokenStream {

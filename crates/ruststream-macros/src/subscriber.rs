@@ -37,6 +37,9 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let checked = check_signature(&function);
     let (args, source_ty) = match (args, checked) {
         (Ok(args), Ok(())) => {
+            if args.is_batch() {
+                check_batch_signature(&function)?;
+            }
             let ty = source_type(&args.source)?;
             (args, ty)
         }
@@ -120,6 +123,31 @@ fn check_signature(function: &ItemFn) -> syn::Result<()> {
             }
             Err(first)
         }
+    }
+}
+
+/// A batch handler takes one argument, the batch: `Vec<T>` of decoded payloads.
+fn check_batch_signature(function: &ItemFn) -> syn::Result<()> {
+    let sig = &function.sig;
+    let name = &sig.ident;
+    let is_vec = |input: &FnArg| match input {
+        FnArg::Typed(typed) => match &*typed.ty {
+            Type::Path(TypePath { qself: None, path }) => {
+                path.segments.last().is_some_and(|last| last.ident == "Vec")
+            }
+            _ => false,
+        },
+        FnArg::Receiver(_) => false,
+    };
+    match sig.inputs.iter().collect::<Vec<_>>().as_slice() {
+        [batch] if is_vec(batch) => Ok(()),
+        _ => Err(syn::Error::new(
+            sig.inputs.span(),
+            format!(
+                "a batch handler (`batch = ..`) takes one argument, the batch of decoded \
+                 payloads: write `async fn {name}(items: Vec<Item>)`"
+            ),
+        )),
     }
 }
 
@@ -241,6 +269,24 @@ fn probe(ty: &Type) -> TokenStream {
     quote!((&::ruststream::runtime::probe::Probe::<#ty>::new()).type_schema())
 }
 
+/// `T` of a `Vec<T>` type.
+fn vec_element(ty: &Type) -> Option<&Type> {
+    let Type::Path(TypePath { qself: None, path }) = ty else {
+        return None;
+    };
+    let last = path.segments.last()?;
+    if last.ident != "Vec" {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) => match args.args.first()? {
+            syn::GenericArgument::Type(element) => Some(element),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Whether the declared return type is a `Result` (its last path segment says so).
 fn is_result(ty: &Type) -> bool {
     match ty {
@@ -352,6 +398,71 @@ fn generate(function: &ItemFn, args: &Args, source_ty: &TokenStream) -> TokenStr
     };
     let options = args.builder_calls();
     let source = &args.source;
+    let mut batch_bound = TokenStream::new();
+    let (handler_impl, subscriber_ty, new_subscriber, reply_schema) = if args.is_batch() {
+        batch_bound = quote! {
+            <#source_ty as ::ruststream::SubscriptionSource<__RuststreamBroker>>::Subscriber:
+                ::ruststream::BatchSubscriber,
+        };
+        let batch_ty = sig.inputs.iter().find_map(|input| match input {
+            FnArg::Typed(typed) => Some(&typed.ty),
+            FnArg::Receiver(_) => None,
+        });
+        let handler_impl = quote! {
+            impl ::ruststream::runtime::BatchHandler for #handler_ty {
+                fn call<'a>(
+                    &'a self,
+                    batch: &'a [::ruststream::runtime::Message<'a>],
+                ) -> impl ::core::future::Future<
+                    Output = ::std::vec::Vec<::ruststream::runtime::Outcome>,
+                > + ::core::marker::Send
+                       + 'a {
+                    let handler = ::ruststream::runtime::batch_handler_fn(
+                        |values: #batch_ty| async move { #handler_ty.handle(values).await },
+                    );
+                    async move { ::ruststream::runtime::BatchHandler::call(&handler, batch).await }
+                }
+            }
+        };
+        // The payload is one element of the batch.
+        if let Some(element) = batch_ty.and_then(|ty| vec_element(ty)) {
+            let mut element = element.clone();
+            Static.visit_type_mut(&mut element);
+            payload_schema = probe(&element);
+        }
+        (
+            handler_impl,
+            quote!(::ruststream::runtime::Batch<Self>),
+            quote!(::ruststream::runtime::SubscriberDef::batch(#source, self)),
+            quote!(::core::option::Option::<::ruststream::runtime::TypeSchema>::None),
+        )
+    } else {
+        let handler_impl = quote! {
+            impl ::ruststream::runtime::Handler for #handler_ty {
+                #[allow(unused_variables)]
+                fn call<'a>(
+                    &'a self,
+                    message: ::ruststream::runtime::Message<'a>,
+                    reply: &'a mut ::ruststream::runtime::ReplyBuffer,
+                ) -> impl ::core::future::Future<Output = ::ruststream::runtime::Outcome>
+                       + ::core::marker::Send
+                       + 'a {
+                    async move {
+                        #[allow(unused_imports)]
+                        use ::ruststream::runtime::returned::{ViaOutcome as _, ViaReply as _};
+                        #extractions
+                        #settle
+                    }
+                }
+            }
+        };
+        (
+            handler_impl,
+            quote!(Self),
+            quote!(::ruststream::runtime::SubscriberDef::new(#source, self)),
+            reply_schema,
+        )
+    };
     let handle_doc = format!(
         "Calls `{fn_name}` as written, without a broker: for unit tests of the handler body."
     );
@@ -385,23 +496,7 @@ fn generate(function: &ItemFn, args: &Args, source_ty: &TokenStream) -> TokenStr
         }
 
         #(#cfgs)*
-        impl ::ruststream::runtime::Handler for #handler_ty {
-            #[allow(unused_variables)]
-            fn call<'a>(
-                &'a self,
-                message: ::ruststream::runtime::Message<'a>,
-                reply: &'a mut ::ruststream::runtime::ReplyBuffer,
-            ) -> impl ::core::future::Future<Output = ::ruststream::runtime::Outcome>
-                   + ::core::marker::Send
-                   + 'a {
-                async move {
-                    #[allow(unused_imports)]
-                    use ::ruststream::runtime::returned::{ViaOutcome as _, ViaReply as _};
-                    #extractions
-                    #settle
-                }
-            }
-        }
+        #handler_impl
 
         #(#cfgs)*
         impl<__RuststreamBroker: ::ruststream::Broker>
@@ -412,14 +507,15 @@ fn generate(function: &ItemFn, args: &Args, source_ty: &TokenStream) -> TokenStr
                 + ::core::marker::Send
                 + ::core::marker::Sync
                 + 'static,
+            #batch_bound
         {
             type Source = #source_ty;
-            type Handler = Self;
+            type Handler = #subscriber_ty;
 
-            fn into_subscriber(self) -> ::ruststream::runtime::SubscriberDef<#source_ty, Self> {
+            fn into_subscriber(self) -> ::ruststream::runtime::SubscriberDef<#source_ty, #subscriber_ty> {
                 #[allow(unused_imports)]
                 use ::ruststream::runtime::probe::{NoSchema as _, ViaJsonSchema as _};
-                ::ruststream::runtime::SubscriberDef::new(#source, self)
+                #new_subscriber
                     #name_call
                     #description_call
                     .payload_schema(#payload_schema)
@@ -459,8 +555,8 @@ mod tests {
             Some("Quote")
         );
         assert_eq!(
-            reply(syn::parse_quote!(-> Result<HandlerResult, String>)).as_deref(),
-            Some("HandlerResult")
+            reply(syn::parse_quote!(-> Result<Settle, String>)).as_deref(),
+            Some("Settle")
         );
         assert_eq!(
             reply(syn::parse_quote!(-> Vec<&str>)).as_deref(),
@@ -472,7 +568,7 @@ mod tests {
     fn result_is_recognised_by_its_last_segment() {
         assert!(is_result(&syn::parse_quote!(Result<Quote, Error>)));
         assert!(is_result(&syn::parse_quote!(std::io::Result<()>)));
-        assert!(!is_result(&syn::parse_quote!(HandlerResult)));
+        assert!(!is_result(&syn::parse_quote!(Settle)));
         assert!(!is_result(&syn::parse_quote!(Option<u8>)));
     }
 

@@ -7,7 +7,7 @@ mod support;
 
 use ruststream::matching::{DotSubjects, NameMatcher};
 use ruststream::prelude::*;
-use ruststream::runtime::{App, HandlerResult, Router, Settlement};
+use ruststream::runtime::{App, Router, Settle, Settlement};
 use ruststream::testing::{TestApp, TestBroker};
 use ruststream::{SubscriptionSource, subscriber};
 use ruststream_nats::{Config, NatsBroker, NatsSource, test_client};
@@ -18,11 +18,11 @@ struct Order {
 }
 
 #[subscriber(NatsSource::new("*.created").queue_group("billing"), name = "bill")]
-async fn bill(order: Order) -> HandlerResult {
+async fn bill(order: Order) -> Settle {
     if order.id == 0 {
-        HandlerResult::Drop
+        Settle::Drop
     } else {
-        HandlerResult::Ack
+        Settle::Ack
     }
 }
 

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use ruststream::prelude::*;
-use ruststream::runtime::{App, HandlerResult, Router, Settlement};
+use ruststream::runtime::{App, Router, Settle, Settlement};
 use ruststream::testing::{TestApp, TestBroker};
 use ruststream::{SubscriptionSource, subscriber};
 use ruststream_redis::{RedisBroker, RedisSource};
@@ -19,11 +19,11 @@ struct Order {
 }
 
 #[subscriber(RedisSource::pattern("*.created"), name = "bill")]
-async fn bill(order: Order) -> HandlerResult {
+async fn bill(order: Order) -> Settle {
     if order.id == 0 {
-        HandlerResult::Drop
+        Settle::Drop
     } else {
-        HandlerResult::Ack
+        Settle::Ack
     }
 }
 

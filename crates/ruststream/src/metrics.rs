@@ -13,6 +13,10 @@
 //! | `ruststream_processing_duration_seconds` | histogram | `broker`, `handler`, `destination` |
 //! | `ruststream_in_flight_messages` | gauge | `broker`, `handler`, `destination` |
 //! | `ruststream_exceptions_total` | counter | `broker`, `handler`, `destination`, `type` |
+//! | `ruststream_retries_total` | counter | `broker`, `handler`, `destination`, `mode` |
+//! | `ruststream_dead_letters_total` | counter | `broker`, `handler`, `destination` |
+//! | `ruststream_decode_failures_total` | counter | `broker`, `handler`, `destination` |
+//! | `ruststream_ack_failures_total` | counter | `broker`, `handler`, `destination` |
 //! | `ruststream_published_messages_total` | counter | `broker`, `destination`, `status` |
 //! | `ruststream_publish_duration_seconds` | histogram | `broker`, `destination` |
 //!
@@ -22,7 +26,10 @@
 //! broker to redeliver: a `Stop` policy, or shutdown) or `retry_unsupported` (a retry
 //! asked of a broker that cannot redeliver: the message will not come back). `type` of an exception is `decode` (an argument did not extract, such
 //! as a payload that did not decode), `error` (the handler returned an error) or `panic`.
-//! A published message's `status` is `ok` or `error`.
+//! A retry's `mode` is `redeliver` (`nack(true)`), `delayed` (`nack_after`) or
+//! `unsupported` (asked of a broker that cannot redeliver). An ack failure is an ack the
+//! broker confirms with a round trip (NATS JetStream with confirmed acks, for example)
+//! that did not succeed. A published message's `status` is `ok` or `error`.
 //!
 //! No label can carry a credential: `broker` is the messaging system taken from the
 //! broker's type ([`system_of`](crate::runtime::system_of)), `destination` a subject,
@@ -34,6 +41,7 @@
 //! recording a message allocates nothing.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -45,7 +53,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::runtime::{Handled, Message, Observer, Publication, Settlement};
+use crate::runtime::{Handled, Message, Observer, PublishAttempt, Settlement, Subscription};
 
 /// The content type of [`Metrics::encode`]'s text: the Prometheus text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -83,6 +91,14 @@ struct ExceptionLabels {
     handler: String,
     destination: String,
     r#type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RetryLabels {
+    broker: String,
+    handler: String,
+    destination: String,
+    mode: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -134,6 +150,19 @@ fn exception_index(handled: Handled<'_>) -> Option<usize> {
     }
 }
 
+/// The retry modes, in [`retry_index`] order.
+const RETRIES: [&str; 3] = ["redeliver", "delayed", "unsupported"];
+
+/// Which retry a settlement was, if any.
+fn retry_index(settlement: Settlement) -> Option<usize> {
+    match settlement {
+        Settlement::Retried { delay: None } => Some(0),
+        Settlement::Retried { delay: Some(_) } => Some(1),
+        Settlement::RetryUnsupported { .. } => Some(2),
+        _ => None,
+    }
+}
+
 /// The series of one subscription.
 struct HandlerSeries {
     received: Counter,
@@ -142,6 +171,10 @@ struct HandlerSeries {
     in_flight: Gauge,
     processed: [Counter; STATUSES.len()],
     exceptions: [Counter; EXCEPTIONS.len()],
+    retries: [Counter; RETRIES.len()],
+    dead_letters: Counter,
+    decode_failures: Counter,
+    ack_failures: Counter,
 }
 
 /// The series of one published destination.
@@ -158,6 +191,10 @@ struct Families {
     duration: HistogramFamily<HandlerLabels>,
     in_flight: Family<HandlerLabels, Gauge>,
     exceptions: Family<ExceptionLabels, Counter>,
+    retries: Family<RetryLabels, Counter>,
+    dead_letters: Family<HandlerLabels, Counter>,
+    decode_failures: Family<HandlerLabels, Counter>,
+    ack_failures: Family<HandlerLabels, Counter>,
     published: Family<PublishStatusLabels, Counter>,
     publish_duration: HistogramFamily<PublishLabels>,
 }
@@ -167,21 +204,16 @@ type HandlerCache = HashMap<&'static str, HashMap<String, HashMap<String, Arc<Ha
 /// system -> destination -> series.
 type PublishCache = HashMap<String, HashMap<String, Arc<PublishSeries>>>;
 
-/// A subscription's series, found again by the subscription's id: a number compare per
-/// entry, no name compared or hashed.
-struct Recent {
-    /// The subscription's id: unique for the life of the process, so a match is exact.
-    scope: u64,
-    series: Arc<HandlerSeries>,
+thread_local! {
+    /// The series this thread recorded last, by (metrics, subscription id): a worker
+    /// handles one subscription's messages one after another, so most calls find theirs
+    /// here without a lock. Subscription ids are never reused, so a match is exact.
+    static LAST: RefCell<Option<(usize, u64, Arc<HandlerSeries>)>> = const { RefCell::new(None) };
 }
-
-/// How many subscriptions the id cache holds; more are found through the maps.
-const RECENT: usize = 64;
 
 struct Inner {
     registry: Registry,
     families: Families,
-    recent: RwLock<Vec<Recent>>,
     handlers: RwLock<HandlerCache>,
     publishes: RwLock<PublishCache>,
 }
@@ -219,6 +251,10 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             in_flight: Family::default(),
             exceptions: Family::default(),
+            retries: Family::default(),
+            dead_letters: Family::default(),
+            decode_failures: Family::default(),
+            ack_failures: Family::default(),
             published: Family::default(),
             publish_duration: Family::new_with_constructor(duration_histogram),
         };
@@ -255,6 +291,26 @@ impl Metrics {
             families.exceptions.clone(),
         );
         registry.register(
+            "retries",
+            "Retries asked of the broker, by mode: redeliver (now), delayed, unsupported (the broker cannot redeliver)",
+            families.retries.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Messages published to the dead-letter destination",
+            families.dead_letters.clone(),
+        );
+        registry.register(
+            "decode_failures",
+            "Messages whose payload or an argument could not be extracted",
+            families.decode_failures.clone(),
+        );
+        registry.register(
+            "ack_failures",
+            "Acks the broker did not confirm (the message may come again)",
+            families.ack_failures.clone(),
+        );
+        registry.register(
             "published_messages",
             "Messages published (replies, dead letters, producers), by status",
             families.published.clone(),
@@ -268,7 +324,6 @@ impl Metrics {
         Self(Arc::new(Inner {
             registry,
             families,
-            recent: RwLock::default(),
             handlers: RwLock::default(),
             publishes: RwLock::default(),
         }))
@@ -297,31 +352,35 @@ impl Metrics {
 
     /// Runs `record` on the series of the message's subscription.
     fn with_handler(&self, message: &Message<'_>, record: impl FnOnce(&HandlerSeries)) {
-        let scope = message.scope_id();
-        {
-            let recent = self.0.recent.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(hit) = recent.iter().find(|r| r.scope == scope) {
-                return record(&hit.series);
-            }
-        }
-        let series = self.handler(message);
-        record(&series);
-        let mut recent = self
-            .0
-            .recent
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Subscriptions that are gone keep their place until the cache is full.
-        if recent.len() >= RECENT {
-            recent.remove(0);
-        }
-        recent.push(Recent { scope, series });
+        self.with_series(&message.subscription(), record);
     }
 
-    /// The series of a subscription, created on first sight.
-    fn handler(&self, message: &Message<'_>) -> Arc<HandlerSeries> {
-        let (system, handler, destination) =
-            (message.system(), message.handler(), message.destination());
+    /// Runs `record` on the series of `subscription`.
+    fn with_series(&self, subscription: &Subscription<'_>, record: impl FnOnce(&HandlerSeries)) {
+        let key = (Arc::as_ptr(&self.0) as usize, subscription.id());
+        let mut record = Some(record);
+        LAST.with_borrow(|last| {
+            if let Some((owner, scope, series)) = last
+                && (*owner, *scope) == key
+                && let Some(record) = record.take()
+            {
+                record(series);
+            }
+        });
+        let Some(record) = record else {
+            return;
+        };
+        let series = self.handler(subscription);
+        record(&series);
+        LAST.set(Some((key.0, key.1, series)));
+    }
+
+    fn handler(&self, subscription: &Subscription<'_>) -> Arc<HandlerSeries> {
+        let (system, handler, destination) = (
+            subscription.system,
+            subscription.handler,
+            subscription.destination,
+        );
         {
             let cache = self
                 .0
@@ -374,7 +433,19 @@ impl Metrics {
                 r#type: kind.to_owned(),
             })
         };
+        let retry = |mode: &str| {
+            families.retries.get_or_create_owned(&RetryLabels {
+                broker: labels.broker.clone(),
+                handler: labels.handler.clone(),
+                destination: labels.destination.clone(),
+                mode: mode.to_owned(),
+            })
+        };
         HandlerSeries {
+            retries: RETRIES.map(retry),
+            dead_letters: families.dead_letters.get_or_create_owned(&labels),
+            decode_failures: families.decode_failures.get_or_create_owned(&labels),
+            ack_failures: families.ack_failures.get_or_create_owned(&labels),
             received: families.received.get_or_create_owned(&labels),
             received_bytes: families.received_bytes.get_or_create_owned(&labels),
             duration: families.duration.get_or_create_owned(&labels),
@@ -488,6 +559,9 @@ impl Observer for Metrics {
             series.duration.observe(seconds(elapsed));
             if let Some(index) = exception_index(handled) {
                 series.exceptions[index].inc();
+                if let Handled::Rejected(_) = handled {
+                    series.decode_failures.inc();
+                }
             }
         });
     }
@@ -495,10 +569,22 @@ impl Observer for Metrics {
     fn settled(&self, message: &Message<'_>, settlement: Settlement) {
         self.with_handler(message, |series| {
             series.processed[status_index(settlement)].inc();
+            if let Some(index) = retry_index(settlement) {
+                series.retries[index].inc();
+            }
+            if settlement == Settlement::DeadLettered {
+                series.dead_letters.inc();
+            }
         });
     }
 
-    fn published(&self, publication: &Publication<'_>) {
+    fn ack_failed(&self, subscription: &Subscription<'_>, _: &crate::AckError) {
+        self.with_series(subscription, |series| {
+            series.ack_failures.inc();
+        });
+    }
+
+    fn published(&self, publication: &PublishAttempt<'_>) {
         let series = self.publish(publication.system, publication.destination());
         match publication.error {
             None => series.ok.inc(),

@@ -13,6 +13,6 @@ pub use crate::codec::Json;
 #[cfg(feature = "memory")]
 pub use crate::memory::{MemoryBroker, MemorySource};
 #[cfg(feature = "runtime")]
-pub use crate::runtime::{App, HandlerResult, Producer, Router, State};
+pub use crate::runtime::{App, Producer, Router, Settle, State};
 #[cfg(feature = "macros")]
 pub use crate::subscriber;

@@ -6,7 +6,7 @@
 use ruststream::asyncapi::{self, Action, Document};
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{App, HandlerResult, Raw, Router, State, SubscriberDef, TypeSchema};
+use ruststream::runtime::{App, Raw, Router, Settle, State, SubscriberDef, TypeSchema};
 use ruststream::testing::TestClient;
 use ruststream::{Headers, ServerSpec, subscriber};
 use schemars::JsonSchema;
@@ -68,8 +68,8 @@ async fn price(order: Order) -> Result<Quote, String> {
 }
 
 #[subscriber("audit.raw")]
-async fn audit(_payload: Raw<'_>) -> HandlerResult {
-    HandlerResult::Ack
+async fn audit(_payload: Raw<'_>) -> Settle {
+    Settle::Ack
 }
 
 #[subscriber("legacy")]
@@ -186,7 +186,7 @@ fn types_without_a_schema_are_documented_without_a_payload() {
         assert_eq!(message["contentType"], "application/json");
         assert!(message.get("payload").is_none(), "{message}");
     }
-    // A HandlerResult is a settlement, not a reply.
+    // A Settle is a settlement, not a reply.
     assert!(value["operations"]["audit"].get("reply").is_none());
 }
 

@@ -73,7 +73,7 @@ async fn memory_broker_passes_every_suite() {
 mod harness_catches_broken_brokers {
     use std::time::Duration;
 
-    use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Outcome, Report, Suite};
+    use ruststream::conformance::{Capabilities, ConformanceTarget, Mode, Report, Suite, Verdict};
     use ruststream::memory::{MemoryBroker, MemoryError, MemorySource};
     use ruststream::{OutgoingMessage, Publisher};
 
@@ -139,17 +139,17 @@ mod harness_catches_broken_brokers {
     }
 
     fn failed<'r>(report: &'r Report, name: &str) -> &'r ruststream::conformance::Failure {
-        match report.outcome(name) {
-            Some(Outcome::Failed { failure, .. }) => failure,
+        match report.verdict(name) {
+            Some(Verdict::Failed { failure, .. }) => failure,
             other => panic!("{name} should fail, got {other:?}\n{report}"),
         }
     }
 
     fn passed(report: &Report, name: &str) {
         assert!(
-            matches!(report.outcome(name), Some(Outcome::Passed { .. })),
+            matches!(report.verdict(name), Some(Verdict::Passed { .. })),
             "{name} should pass, got {:?}\n{report}",
-            report.outcome(name)
+            report.verdict(name)
         );
     }
 
@@ -190,12 +190,12 @@ mod harness_catches_broken_brokers {
         assert!(!leak.to_string().contains("in-process"), "{leak}");
 
         assert!(matches!(
-            report.outcome("resumed_subscriber_loses_nothing"),
-            Some(Outcome::Skipped { reason }) if reason == "not declared (Capabilities::durable = false)"
+            report.verdict("resumed_subscriber_loses_nothing"),
+            Some(Verdict::Skipped { reason }) if reason == "not declared (Capabilities::durable = false)"
         ));
         assert!(matches!(
-            report.outcome("transaction_commit_makes_all_visible"),
-            Some(Outcome::Skipped { reason }) if reason.contains("Suite::with_transactions()")
+            report.verdict("transaction_commit_makes_all_visible"),
+            Some(Verdict::Skipped { reason }) if reason.contains("Suite::with_transactions()")
         ));
         let printed = report.to_string();
         assert!(

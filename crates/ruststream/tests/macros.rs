@@ -9,8 +9,8 @@ use std::time::Duration;
 use ruststream::memory::{MemoryBroker, MemorySource};
 use ruststream::prelude::*;
 use ruststream::runtime::{
-    App, DEAD_LETTER_REASON_HEADER, Format, HandlerResult, Message, Producer, Raw, Router,
-    RunningApp, State, SubscriberDef, Text,
+    App, DEAD_LETTER_REASON_HEADER, Format, Message, Producer, Raw, Router, RunningApp, Settle,
+    State, SubscriberDef, Text,
 };
 use ruststream::subscriber;
 use serde::{Deserialize, Serialize};
@@ -201,13 +201,13 @@ async fn a_result_replies_on_ok_and_retries_on_err() {
 }
 
 #[subscriber("settle")]
-async fn settle_explicitly(message: Message<'_>, seen: State<Seen>) -> HandlerResult {
+async fn settle_explicitly(message: Message<'_>, seen: State<Seen>) -> Settle {
     seen.calls.fetch_add(1, Ordering::SeqCst);
     if message.attempt() == 1 {
-        HandlerResult::Retry
+        Settle::Retry
     } else {
         seen.record("acked");
-        HandlerResult::Ack
+        Settle::Ack
     }
 }
 
@@ -647,4 +647,51 @@ mod cli {
     }
 
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
+}
+
+/// The sizes of the batches `take_orders` was called with.
+static ORDER_BATCHES: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+
+/// Takes orders in batches; order 0 fails on its own.
+#[subscriber("orders.batched", batch = 4, max_wait = "5s", name = "take_orders", on_error = Drop)]
+async fn take_orders(orders: Vec<Order>) -> Vec<Result<(), String>> {
+    ORDER_BATCHES
+        .lock()
+        .unwrap()
+        .push(orders.iter().map(|o| o.id).collect());
+    orders
+        .iter()
+        .map(|o| {
+            if o.id == 0 {
+                Err("order 0".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_subscriber_takes_a_vec_of_payloads() {
+    let broker = MemoryBroker::new();
+    let running = App::new("batched")
+        .broker(broker.clone(), Router::new().subscriber(take_orders))
+        .start()
+        .await
+        .unwrap();
+    let producer = Producer::new(broker.clone());
+    for id in [3, 0, 1, 2] {
+        producer
+            .publish("orders.batched", &Order { id })
+            .await
+            .unwrap();
+    }
+    eventually(|| !ORDER_BATCHES.lock().unwrap().is_empty()).await;
+    assert_eq!(*ORDER_BATCHES.lock().unwrap(), [vec![3, 0, 1, 2]]);
+    running.shutdown().await.unwrap();
+    // The function stays callable as written.
+    assert_eq!(
+        take_orders.handle(vec![Order { id: 0 }]).await,
+        [Err("order 0".to_owned())]
+    );
 }

@@ -2,8 +2,15 @@
 //! the real `promtool` accepts.
 #![cfg(all(feature = "memory", feature = "metrics"))]
 
+#[cfg(feature = "testing")]
+mod support;
+
 use std::io::Write as _;
 use std::process::{Command, Stdio};
+#[cfg(feature = "testing")]
+use std::sync::Arc;
+#[cfg(feature = "testing")]
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ruststream::memory::MemoryBroker;
@@ -262,7 +269,7 @@ async fn the_exposition_passes_promtool_check_metrics() {
 #[tokio::test]
 async fn a_retry_that_cannot_happen_counts_as_retry_unsupported() {
     use ruststream::matching::DotSubjects;
-    use ruststream::runtime::HandlerResult;
+    use ruststream::runtime::Settle;
     use ruststream::testing::TestClient;
 
     let metrics = Metrics::new("shop");
@@ -270,7 +277,7 @@ async fn a_retry_that_cannot_happen_counts_as_retry_unsupported() {
     let router = Router::new().subscriber(
         SubscriberDef::new(
             "orders.later",
-            handler_fn(|_: Order| async { HandlerResult::RetryAfter(Duration::from_secs(1)) }),
+            handler_fn(|_: Order| async { Settle::RetryAfter(Duration::from_secs(1)) }),
         )
         .name("later"),
     );
@@ -300,4 +307,100 @@ async fn a_retry_that_cannot_happen_counts_as_retry_unsupported() {
     assert_eq!(status("retry_unsupported"), 1.0, "{text}");
     assert_eq!(status("retried"), 0.0, "{text}");
     running.shutdown().await.unwrap();
+}
+
+/// Retries by mode, dead letters, decode failures and refused acks each have a family of
+/// their own.
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn retries_dead_letters_decode_and_ack_failures_are_counted() {
+    use ruststream::runtime::Settle;
+    use support::{Log, Spy};
+
+    let metrics = Metrics::new("shop");
+    let broker = MemoryBroker::new();
+    let spy = Spy::new("spy", MemoryBroker::new(), &Log::default()).failing_acks();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&attempts);
+    let router = Router::new()
+        .subscriber(
+            SubscriberDef::new(
+                "orders.retried",
+                handler_fn(move |_: Order| {
+                    // Redelivered now, then later, then dead-lettered.
+                    let attempt = seen.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        match attempt {
+                            0 => Settle::Retry,
+                            1 => Settle::RetryAfter(Duration::from_millis(1)),
+                            _ => Settle::Retry,
+                        }
+                    }
+                }),
+            )
+            .name("retried")
+            .max_attempts(3)
+            .dead_letter("orders.dead"),
+        )
+        .subscriber(
+            SubscriberDef::new("orders.decoded", handler_fn(|_: Order| async {})).name("decoded"),
+        );
+    let acked = Router::new().subscriber(
+        SubscriberDef::new("orders.acked", handler_fn(|_: Order| async {})).name("acked"),
+    );
+    let running = App::new("shop")
+        .with_metrics(metrics.clone())
+        .broker(broker.clone(), router)
+        .broker(spy.clone(), acked)
+        .start()
+        .await
+        .unwrap();
+    broker
+        .publish(OutgoingMessage::new("orders.retried", br#"{"id":1}"#))
+        .await
+        .unwrap();
+    broker
+        .publish(OutgoingMessage::new("orders.decoded", b"not json"))
+        .await
+        .unwrap();
+    spy.inner
+        .publish(OutgoingMessage::new("orders.acked", br#"{"id":2}"#))
+        .await
+        .unwrap();
+
+    let text = eventually(&metrics, |text| {
+        value(text, "ruststream_dead_letters_total", &[]) >= 1.0
+            && value(text, "ruststream_ack_failures_total", &[]) >= 1.0
+            && value(text, "ruststream_decode_failures_total", &[]) >= 1.0
+    })
+    .await;
+    running.shutdown().await.unwrap();
+
+    let retries = |mode| {
+        value(
+            &text,
+            "ruststream_retries_total",
+            &[("handler", "retried"), ("mode", mode)],
+        )
+    };
+    assert_eq!(retries("redeliver"), 1.0, "{text}");
+    assert_eq!(retries("delayed"), 1.0, "{text}");
+    assert_eq!(retries("unsupported"), 0.0, "{text}");
+    let one = |metric, handler| value(&text, metric, &[("handler", handler)]);
+    assert_eq!(
+        one("ruststream_dead_letters_total", "retried"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        one("ruststream_decode_failures_total", "decoded"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(one("ruststream_ack_failures_total", "acked"), 1.0, "{text}");
+    assert_eq!(
+        one("ruststream_ack_failures_total", "retried"),
+        0.0,
+        "{text}"
+    );
 }

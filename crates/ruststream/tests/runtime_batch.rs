@@ -9,7 +9,7 @@ use std::time::Duration;
 use ruststream::memory::MemoryBroker;
 use ruststream::prelude::*;
 use ruststream::runtime::{
-    App, BatchSubscriberDef, FailurePolicy, HandlerResult, Producer, Router, batch_handler_fn,
+    App, FailurePolicy, Producer, Router, Settle, SubscriberDef, batch_handler_fn,
 };
 use serde::{Deserialize, Serialize};
 use support::{dead_letter_reason, eventually, next_within};
@@ -35,19 +35,19 @@ async fn each_element_of_a_batch_is_settled_on_its_own() {
                 .iter()
                 .map(|r| {
                     if r.id == 7 && first_time {
-                        HandlerResult::Retry
+                        Settle::Retry
                     } else {
-                        HandlerResult::Ack
+                        Settle::Ack
                     }
                 })
                 .collect::<Vec<_>>()
         }
     });
-    let subscriber = BatchSubscriberDef::new("readings", handler)
+    let subscriber = SubscriberDef::batch("readings", handler)
         .max_messages(10)
         .max_wait(Duration::from_millis(20));
     let running = App::new("batches")
-        .broker(broker.clone(), Router::new().batch_subscriber(subscriber))
+        .broker(broker.clone(), Router::new().subscriber(subscriber))
         .start()
         .await
         .unwrap();
@@ -84,11 +84,11 @@ async fn an_undecodable_element_is_dead_lettered_alone() {
             seen.lock().unwrap().extend(readings.iter().map(|r| r.id));
         }
     });
-    let subscriber = BatchSubscriberDef::new("mixed", handler)
+    let subscriber = SubscriberDef::batch("mixed", handler)
         .max_wait(Duration::from_millis(20))
         .dead_letter("mixed.dead");
     let running = App::new("batches")
-        .broker(broker.clone(), Router::new().batch_subscriber(subscriber))
+        .broker(broker.clone(), Router::new().subscriber(subscriber))
         .start()
         .await
         .unwrap();
@@ -127,13 +127,13 @@ async fn a_failed_batch_fails_every_element_into_the_error_policy() {
             Err::<(), _>("storage unavailable")
         }
     });
-    let subscriber = BatchSubscriberDef::new("failing", handler)
+    let subscriber = SubscriberDef::batch("failing", handler)
         .max_wait(Duration::from_millis(20))
         .on_error(FailurePolicy::Retry)
         .max_attempts(2)
         .dead_letter("failing.dead");
     let running = App::new("batches")
-        .broker(broker.clone(), Router::new().batch_subscriber(subscriber))
+        .broker(broker.clone(), Router::new().subscriber(subscriber))
         .start()
         .await
         .unwrap();

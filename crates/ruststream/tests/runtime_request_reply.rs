@@ -49,7 +49,7 @@ fn quoting_app<B: TestBroker>(
         .subscriber(
             SubscriberDef::new(
                 "quotes.>",
-                inspect(|_: &Message<'_>| ruststream::runtime::HandlerResult::Ack),
+                inspect(|_: &Message<'_>| ruststream::runtime::Settle::Ack),
             )
             .name("quotes"),
         );

@@ -1,4 +1,4 @@
-//! Delayed retries are the broker's: `HandlerResult::RetryAfter(d)` reaches the message's
+//! Delayed retries are the broker's: `Settle::RetryAfter(d)` reaches the message's
 //! `nack_after(d)`, the runtime publishes no copy and no worker waits. A subscription that
 //! cannot redeliver reports the retry as unsupported; `FailurePolicy::RetryInPlace` calls
 //! the handler again in the same worker, on any broker.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
 use ruststream::runtime::{
-    App, Backoff, FailurePolicy, HandlerResult, Router, Settlement, SubscriberDef, handler_fn,
+    App, Backoff, FailurePolicy, Router, Settle, Settlement, SubscriberDef, handler_fn,
 };
 use ruststream::testing::{TestApp, TestClient};
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,9 @@ const DELAY: Duration = Duration::from_millis(20);
 fn retry_once_after_delay() -> impl ruststream::runtime::Handler {
     inspect(|message| {
         if message.attempt() == 1 {
-            HandlerResult::RetryAfter(DELAY)
+            Settle::RetryAfter(DELAY)
         } else {
-            HandlerResult::Ack
+            Settle::Ack
         }
     })
 }

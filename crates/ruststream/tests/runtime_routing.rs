@@ -145,7 +145,7 @@ async fn a_wildcard_subscription_sees_the_concrete_names() {
             "orders.*",
             inspect(|message: &Message<'_>| {
                 assert_eq!(message.destination(), "orders.*");
-                ruststream::runtime::HandlerResult::Ack
+                ruststream::runtime::Settle::Ack
             }),
         )
         .name("orders"),

@@ -1,5 +1,5 @@
 //! Settlement: the runtime acks after the handler returns, and a handler's return value
-//! says how its message is settled (`HandlerResult`, `Result`).
+//! says how its message is settled (`Settle`, `Result`).
 #![cfg(feature = "testing")]
 
 mod support;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
 use ruststream::runtime::{
-    ATTEMPT_HEADER, App, FailurePolicy, HandlerResult, IntoSubscriber, Router, Settlement, State,
+    ATTEMPT_HEADER, App, FailurePolicy, IntoSubscriber, Router, Settle, Settlement, State,
     SubscriberDef, handler_fn,
 };
 use ruststream::testing::{Ended, TestApp, TestBroker, TestClient};
@@ -81,9 +81,9 @@ async fn retry_then_ack<B: TestBroker>(broker: B) -> TestApp<B> {
         "jobs",
         inspect(|message| {
             if message.attempt() == 1 {
-                HandlerResult::Retry
+                Settle::Retry
             } else {
-                HandlerResult::Ack
+                Settle::Ack
             }
         }),
     )
@@ -119,7 +119,7 @@ async fn handler_result_retry_redelivers_the_message_on_the_memory_broker() {
 #[tokio::test]
 async fn handler_result_retry_on_a_broker_that_cannot_redeliver_publishes_nothing() {
     let client = TestClient::new(DotSubjects);
-    let jobs = SubscriberDef::new("jobs", inspect(|_| HandlerResult::Retry)).name("work");
+    let jobs = SubscriberDef::new("jobs", inspect(|_| Settle::Retry)).name("work");
     let app = TestApp::start(app_with(&client, jobs), client)
         .await
         .unwrap();
@@ -136,8 +136,7 @@ async fn handler_result_retry_on_a_broker_that_cannot_redeliver_publishes_nothin
 #[tokio::test]
 async fn handler_result_drop_rejects_the_message_for_good() {
     let broker = MemoryBroker::new();
-    let jobs =
-        SubscriberDef::new("jobs", handler_fn(|_: Job| async { HandlerResult::Drop })).name("work");
+    let jobs = SubscriberDef::new("jobs", handler_fn(|_: Job| async { Settle::Drop })).name("work");
     let app = TestApp::start(app_with(&broker, jobs), broker.clone())
         .await
         .unwrap();
@@ -152,9 +151,7 @@ async fn handler_result_drop_rejects_the_message_for_good() {
 async fn handler_result_ack_and_unit_both_ack() {
     let broker = MemoryBroker::new();
     let router = Router::new()
-        .subscriber(
-            SubscriberDef::new("a", handler_fn(|_: Job| async { HandlerResult::Ack })).name("a"),
-        )
+        .subscriber(SubscriberDef::new("a", handler_fn(|_: Job| async { Settle::Ack })).name("a"))
         .subscriber(SubscriberDef::new("b", handler_fn(|_: Job| async {})).name("b"));
     let app = TestApp::start(App::new("acks").broker(broker.clone(), router), broker)
         .await

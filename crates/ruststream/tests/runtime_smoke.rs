@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use ruststream::memory::{MemoryBroker, MemorySource};
 use ruststream::prelude::*;
 use ruststream::runtime::{
-    App, FailurePolicy, HandlerResult, Producer, Respond, Router, State, SubscriberDef, handler_fn,
+    App, FailurePolicy, Producer, Respond, Router, Settle, State, SubscriberDef, handler_fn,
 };
 use serde::{Deserialize, Serialize};
 use support::{WAIT, dead_letter_reason, eventually, next_within};
@@ -106,7 +106,7 @@ async fn a_panic_does_not_stop_other_messages() {
             handler_fn(|order: Order, seen: State<Seen>| async move {
                 assert!(order.id != 0, "order zero is poison");
                 seen.0.0.fetch_add(1, Ordering::SeqCst);
-                HandlerResult::Ack
+                Settle::Ack
             }),
         )
         .on_panic(FailurePolicy::Drop),

@@ -12,9 +12,7 @@ use ruststream::Headers;
 use ruststream::headers::MESSAGE_ID;
 use ruststream::matching::DotSubjects;
 use ruststream::memory::MemoryBroker;
-use ruststream::runtime::{
-    App, HandlerResult, Producer, Router, Settlement, SubscriberDef, handler_fn,
-};
+use ruststream::runtime::{App, Producer, Router, Settle, Settlement, SubscriberDef, handler_fn};
 use ruststream::testing::{Ended, TestApp, TestAppError, TestBroker, TestClient};
 use serde::{Deserialize, Serialize};
 use support::{Log, Spy, inspect};
@@ -40,14 +38,14 @@ fn billing_app<B: TestBroker>(broker: &B) -> App {
                 "orders",
                 handler_fn(|order: Order, out: Producer<B>| async move {
                     if order.amount < 0.0 {
-                        return Ok(HandlerResult::RetryAfter(Duration::from_millis(5)));
+                        return Ok(Settle::RetryAfter(Duration::from_millis(5)));
                     }
                     let invoice = Invoice {
                         order: order.id,
                         total: order.amount * 1.2,
                     };
                     out.publish("invoices", &invoice).await?;
-                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(HandlerResult::Ack)
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Settle::Ack)
                 }),
             )
             .name("bill")
@@ -276,7 +274,7 @@ async fn decoding_a_record_into_the_wrong_type_fails_clearly() {
 async fn a_handler_that_only_inspects_the_message_is_recorded_too() {
     let broker = MemoryBroker::new();
     let router = Router::new()
-        .subscriber(SubscriberDef::new("pings", inspect(|_| HandlerResult::Drop)).name("ping"));
+        .subscriber(SubscriberDef::new("pings", inspect(|_| Settle::Drop)).name("ping"));
     let app = TestApp::start(App::new("pings").broker(broker.clone(), router), broker)
         .await
         .unwrap();

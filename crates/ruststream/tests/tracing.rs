@@ -193,3 +193,71 @@ fn the_otlp_exporter_builds_without_a_collector() {
     let _ = provider.force_flush();
     let _ = provider.shutdown();
 }
+
+#[tokio::test]
+async fn a_batch_is_one_span_that_continues_its_first_messages_trace() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(ruststream::otel::layer(&provider));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let (seen, mut saw) = mpsc::unbounded_channel::<usize>();
+    let broker = MemoryBroker::new();
+    let batches = SubscriberDef::batch(
+        "orders.batched",
+        ruststream::runtime::batch_handler_fn(move |orders: Vec<Order>| {
+            let seen = seen.clone();
+            async move {
+                let _ = seen.send(orders.len());
+            }
+        }),
+    )
+    .name("take_orders")
+    .max_messages(3)
+    .max_wait(WAIT);
+    let running = App::new("traced")
+        .broker(broker.clone(), Router::new().subscriber(batches))
+        .start()
+        .await
+        .unwrap();
+    let producer = Producer::new(broker.clone());
+    for id in 1..=3 {
+        producer
+            .message("orders.batched", &Order { id })
+            .message_id(format!("order-{id}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let size = tokio::time::timeout(WAIT, saw.recv())
+        .await
+        .expect("the batch handler ran")
+        .expect("the channel is open");
+    running.shutdown().await.unwrap();
+    provider.force_flush().unwrap();
+
+    assert_eq!(size, 3, "one batch of three");
+    let spans = exporter.get_finished_spans().unwrap();
+    let processes: Vec<&SpanData> = spans
+        .iter()
+        .filter(|span| span.name == "process orders.batched")
+        .collect();
+    assert_eq!(processes.len(), 1, "one span for the batch");
+    let process = processes[0];
+    assert_eq!(
+        attribute(process, "messaging.batch.message_count"),
+        Some(&Value::from(3_i64))
+    );
+    let first_publish = spans
+        .iter()
+        .filter(|span| span.name == "send orders.batched")
+        .find(|span| attribute(span, "messaging.message.id") == Some(&Value::from("order-1")))
+        .expect("the first publish has a span");
+    assert_eq!(
+        process.span_context.trace_id(),
+        first_publish.span_context.trace_id(),
+        "the batch's span continues its first message's trace"
+    );
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use ruststream::runtime::{
-    App, AppError, HandlerResult, Producer, Respond, Router, SubscriberDef, handler_fn,
+    App, AppError, Producer, Respond, Router, Settle, SubscriberDef, handler_fn,
 };
 use ruststream::{Broker, Publisher, Subscribe, Subscriber};
 use ruststream_seed_broker::{SeedBroker, SeedConfig, SeedSource};
@@ -133,10 +133,10 @@ async fn retry_after_falls_back_to_the_contracts_immediate_requeue() {
         let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
         async move {
             if call == 1 {
-                HandlerResult::RetryAfter(Duration::from_secs(3600))
+                Settle::RetryAfter(Duration::from_secs(3600))
             } else {
                 let _ = order;
-                HandlerResult::Ack
+                Settle::Ack
             }
         }
     });

@@ -223,7 +223,7 @@ mod report;
 mod suite;
 mod target;
 
-pub use report::{CheckResult, Failure, Outcome, Report};
+pub use report::{CheckResult, Failure, Report, Verdict};
 pub use suite::{ONLY_ENV, Suite};
 pub use target::{Capabilities, ConformanceTarget, HeaderSupport, MessageOf, Mode, SubscriberOf};
 

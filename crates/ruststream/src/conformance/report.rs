@@ -43,7 +43,7 @@ impl fmt::Display for Failure {
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum Verdict {
     /// Every step held.
     Passed {
         /// How long the check took.
@@ -70,22 +70,22 @@ pub struct CheckResult {
     /// The check, named like a spec: `nack_without_requeue_drops`.
     pub name: &'static str,
     /// How it ended.
-    pub outcome: Outcome,
+    pub verdict: Verdict,
 }
 
 impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.outcome {
-            Outcome::Passed { elapsed } => {
+        match &self.verdict {
+            Verdict::Passed { elapsed } => {
                 write!(f, "PASS {} ({} ms)", self.name, elapsed.as_millis())
             }
-            Outcome::Failed { failure, elapsed } => write!(
+            Verdict::Failed { failure, elapsed } => write!(
                 f,
                 "FAIL {} ({} ms) {failure}",
                 self.name,
                 elapsed.as_millis()
             ),
-            Outcome::Skipped { reason } => write!(f, "SKIP {}: {reason}", self.name),
+            Verdict::Skipped { reason } => write!(f, "SKIP {}: {reason}", self.name),
         }
     }
 }
@@ -110,28 +110,28 @@ impl Report {
 
     /// The failed checks with their failures.
     pub fn failures(&self) -> impl Iterator<Item = (&'static str, &Failure)> + '_ {
-        self.results.iter().filter_map(|r| match &r.outcome {
-            Outcome::Failed { failure, .. } => Some((r.name, failure)),
+        self.results.iter().filter_map(|r| match &r.verdict {
+            Verdict::Failed { failure, .. } => Some((r.name, failure)),
             _ => None,
         })
     }
 
     /// The outcome of the check `name`, if the suite has it.
-    pub fn outcome(&self, name: &str) -> Option<&Outcome> {
+    pub fn verdict(&self, name: &str) -> Option<&Verdict> {
         self.results
             .iter()
             .find(|r| r.name == name)
-            .map(|r| &r.outcome)
+            .map(|r| &r.verdict)
     }
 
     /// How many checks passed, failed and were skipped.
     pub fn counts(&self) -> (usize, usize, usize) {
         self.results
             .iter()
-            .fold((0, 0, 0), |(p, f, s), r| match r.outcome {
-                Outcome::Passed { .. } => (p + 1, f, s),
-                Outcome::Failed { .. } => (p, f + 1, s),
-                Outcome::Skipped { .. } => (p, f, s + 1),
+            .fold((0, 0, 0), |(p, f, s), r| match r.verdict {
+                Verdict::Passed { .. } => (p + 1, f, s),
+                Verdict::Failed { .. } => (p, f + 1, s),
+                Verdict::Skipped { .. } => (p, f, s + 1),
             })
     }
 }

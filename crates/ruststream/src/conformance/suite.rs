@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::checks::{capability, delivery, lifecycle, settlement};
 use super::harness::{Connections, Ctx, Steps, panic_text};
-use super::report::{CheckResult, Failure, Outcome, Report};
+use super::report::{CheckResult, Failure, Report, Verdict};
 use super::target::{Capabilities, ConformanceTarget, SubscriberOf};
 use crate::{
     BatchSubscriber, Broker, DescribeServer, Partitioned, RequestReply, TransactionalPublisher,
@@ -467,7 +467,7 @@ impl<T: ConformanceTarget> Suite<T> {
                         .iter()
                         .map(|check| CheckResult {
                             name: check.name,
-                            outcome: Outcome::Failed {
+                            verdict: Verdict::Failed {
                                 failure: failure.clone(),
                                 elapsed: started.elapsed(),
                             },
@@ -480,7 +480,7 @@ impl<T: ConformanceTarget> Suite<T> {
         let env_only = std::env::var(ONLY_ENV)
             .ok()
             .filter(|v| !v.trim().is_empty());
-        let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+        let mut outcomes: Vec<Option<Verdict>> = Vec::new();
         let mut names = Vec::new();
         let mut concurrent = Vec::new();
         let mut exclusive = Vec::new();
@@ -501,14 +501,14 @@ impl<T: ConformanceTarget> Suite<T> {
             let run = match (filtered.or_else(gated), check.run) {
                 (None, Ok(run)) => run,
                 (Some(reason), _) => {
-                    outcomes.push(Some(Outcome::Skipped { reason }));
+                    outcomes.push(Some(Verdict::Skipped { reason }));
                     continue;
                 }
                 (None, Err(method)) => {
                     let reason = format!(
                         "capability suite not added (call {method}() if the broker implements the trait)"
                     );
-                    outcomes.push(Some(Outcome::Skipped { reason }));
+                    outcomes.push(Some(Verdict::Skipped { reason }));
                     continue;
                 }
             };
@@ -523,7 +523,7 @@ impl<T: ConformanceTarget> Suite<T> {
 
         let target = &self.target;
         let caps_ref = &caps;
-        let finished: Vec<(usize, Outcome)> = futures::stream::iter(concurrent)
+        let finished: Vec<(usize, Verdict)> = futures::stream::iter(concurrent)
             .map(|(index, name, run)| async move {
                 (
                     index,
@@ -548,7 +548,7 @@ impl<T: ConformanceTarget> Suite<T> {
                 .zip(outcomes)
                 .map(|(name, outcome)| CheckResult {
                     name,
-                    outcome: outcome.unwrap_or(Outcome::Skipped {
+                    verdict: outcome.unwrap_or(Verdict::Skipped {
                         reason: "did not run".to_owned(),
                     }),
                 })
@@ -611,7 +611,7 @@ async fn run_one<T: ConformanceTarget>(
     stated: Stated,
     name: &'static str,
     run: CheckFn<T>,
-) -> Outcome {
+) -> Verdict {
     let steps = Steps::new(target.credentials());
     let connections: Connections<T::Broker> = Arc::new(Mutex::new(Vec::new()));
     let ctx = Ctx {
@@ -669,8 +669,8 @@ async fn run_one<T: ConformanceTarget>(
         };
     }
     match result {
-        Ok(()) => Outcome::Passed { elapsed },
-        Err(failure) => Outcome::Failed { failure, elapsed },
+        Ok(()) => Verdict::Passed { elapsed },
+        Err(failure) => Verdict::Failed { failure, elapsed },
     }
 }
 

@@ -47,7 +47,7 @@ pub trait IncomingMessage: Send + Sync + Sized {
     /// (JetStream NAK with delay, for example) override it and declare
     /// [`Capabilities::delayed_requeue`](crate::contract::Capabilities::delayed_requeue).
     /// A broker that cannot requeue at all answers [`AckError::Unsupported`]. Handlers
-    /// reach it through `HandlerResult::RetryAfter`.
+    /// reach it through `Settle::RetryAfter`.
     fn nack_after(self, delay: Duration) -> impl Future<Output = Result<(), AckError>> + Send {
         let _ = delay;
         self.nack(true)

@@ -8,12 +8,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
-use super::dispatch::RouteContext;
-use super::intake::Intake;
 use super::message::StateMap;
 use super::middleware::{BoxedLayer, BoxedPublishLayer, LayeredPublisher};
 use super::observe::{Observer, Observers};
-use super::router::MountedRoute;
+use super::route::{MountedRoute, RouteContext};
+use super::stop::StopSignal;
+
 use super::{
     BoxHandlerService, BoxPublishService, Format, HandlerRequest, Health, Outcome, Producer,
     PublishRequest, Router, RuntimeBroker, SubscriberInfo,
@@ -600,7 +600,7 @@ impl App {
             connected.push(broker);
         }
         // A `Stop` policy stops intake at once, before the app shuts down.
-        let stop_app = Intake::new();
+        let stop_app = StopSignal::new();
         let ctx = RouteContext {
             prefix: String::new(),
             format: self.format,
@@ -728,8 +728,8 @@ async fn close_all(brokers: &[Box<dyn MountedBroker>]) -> Option<AppError> {
 /// A started app.
 pub struct RunningApp {
     info: AppInfo,
-    intake: Intake,
-    stop_app: Intake,
+    intake: StopSignal,
+    stop_app: StopSignal,
     tasks: Vec<JoinHandle<()>>,
     brokers: Vec<Box<dyn MountedBroker>>,
     on_shutdown: Vec<Hook>,

@@ -1,25 +1,16 @@
 //! Batch handlers: a handler called with several messages at once, on brokers whose
-//! subscribers implement [`BatchSubscriber`], each message settled on its own.
+//! subscribers implement [`BatchSubscriber`](crate::BatchSubscriber). A batch goes
+//! through the same pipeline as a message (layers, span, observers, failure policies)
+//! and each of its messages is settled on its own.
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::pin;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
-use tokio::task::JoinHandle;
 
-use super::dispatch::{
-    Caught, Consume, End, Route, RouteContext, Slot, Worker, describe_route, launch, next_or_stop,
-    panic_reason, prefixed, scope_for,
-};
-use super::outcome::Kind;
-use super::subscriber::SubscriberOptions;
-use super::{
-    AppError, FailurePolicy, Format, HandlerResult, Message, Outcome, RuntimeBroker, SubscriberInfo,
-};
-use crate::{BatchSubscriber, BoxError, IncomingMessage, SubscriptionSource};
+use super::{Message, Outcome, Settle};
+use crate::BoxError;
 
 /// Handles a batch of messages and says how to settle each.
 pub trait BatchHandler: Send + Sync + 'static {
@@ -32,9 +23,10 @@ pub trait BatchHandler: Send + Sync + 'static {
 
 /// What a batch handler's return value means.
 ///
-/// `()` acks every message; a [`HandlerResult`] settles every message alike; a
-/// `Vec<HandlerResult>` settles each message as its entry says (one per decoded message,
-/// in order); `Err` fails every message into the error policy.
+/// `()` acks every message; a [`Settle`] settles every message alike; a `Vec` of
+/// per-message results ([`BatchElement`]: `Settle`, `()`, `Result<_, E>`) settles
+/// each message as its entry says (one per decoded message, in order); `Err` fails every
+/// message into the error policy.
 pub trait IntoBatchOutcome {
     /// The outcome for a batch of `len` messages.
     fn into_batch_outcome(self, len: usize) -> Vec<Outcome>;
@@ -42,17 +34,17 @@ pub trait IntoBatchOutcome {
 
 impl IntoBatchOutcome for () {
     fn into_batch_outcome(self, len: usize) -> Vec<Outcome> {
-        HandlerResult::Ack.into_batch_outcome(len)
+        Settle::Ack.into_batch_outcome(len)
     }
 }
 
-impl IntoBatchOutcome for HandlerResult {
+impl IntoBatchOutcome for Settle {
     fn into_batch_outcome(self, len: usize) -> Vec<Outcome> {
         (0..len).map(|_| Outcome::settle(self)).collect()
     }
 }
 
-impl IntoBatchOutcome for Vec<HandlerResult> {
+impl<T: BatchElement> IntoBatchOutcome for Vec<T> {
     fn into_batch_outcome(self, len: usize) -> Vec<Outcome> {
         if self.len() != len {
             let reason = format!(
@@ -61,7 +53,37 @@ impl IntoBatchOutcome for Vec<HandlerResult> {
             );
             return (0..len).map(|_| Outcome::failed(reason.clone())).collect();
         }
-        self.into_iter().map(Outcome::settle).collect()
+        self.into_iter()
+            .map(BatchElement::into_element_outcome)
+            .collect()
+    }
+}
+
+/// One message's result in a batch handler's `Vec` of results: `()` acks,
+/// [`Settle`] settles as it says, `Err` fails the message into the error policy.
+pub trait BatchElement {
+    /// The message's outcome.
+    fn into_element_outcome(self) -> Outcome;
+}
+
+impl BatchElement for () {
+    fn into_element_outcome(self) -> Outcome {
+        Outcome::settle(Settle::Ack)
+    }
+}
+
+impl BatchElement for Settle {
+    fn into_element_outcome(self) -> Outcome {
+        Outcome::settle(self)
+    }
+}
+
+impl<T: BatchElement, E: Into<BoxError>> BatchElement for Result<T, E> {
+    fn into_element_outcome(self) -> Outcome {
+        match self {
+            Ok(value) => value.into_element_outcome(),
+            Err(error) => Outcome::failed(error),
+        }
     }
 }
 
@@ -152,152 +174,29 @@ where
                 .map(|outcome| {
                     outcome
                         .or_else(|| settled.next())
-                        .unwrap_or_else(|| Outcome::settle(HandlerResult::Ack))
+                        .unwrap_or_else(|| Outcome::settle(Settle::Ack))
                 })
                 .collect()
         }
     }
 }
 
-/// A batch subscription: a source, a batch handler, the batch size and wait, and the same
-/// failure options as a [`SubscriberDef`](super::SubscriberDef).
+/// A batch handler with its batch size and wait: the handler of a subscriber made with
+/// [`SubscriberDef::batch`](super::SubscriberDef::batch).
 #[derive(Debug, Clone)]
-pub struct BatchSubscriberDef<S, H> {
-    source: S,
-    handler: H,
-    max_messages: usize,
-    max_wait: Duration,
-    options: SubscriberOptions,
+pub struct Batch<H> {
+    pub(crate) handler: H,
+    pub(crate) max_messages: usize,
+    pub(crate) max_wait: Duration,
 }
 
-impl<S, H: BatchHandler> BatchSubscriberDef<S, H> {
-    super::subscriber::shared_subscriber_options!();
-
+impl<H: BatchHandler> Batch<H> {
     /// Batches of up to 100 messages, each waiting at most 100 ms to fill.
-    pub fn new(source: S, handler: H) -> Self {
+    pub fn new(handler: H) -> Self {
         Self {
-            source,
             handler,
             max_messages: 100,
             max_wait: Duration::from_millis(100),
-            options: SubscriberOptions::default(),
         }
-    }
-
-    /// The largest batch (at least 1).
-    #[must_use]
-    pub fn max_messages(mut self, max: usize) -> Self {
-        self.max_messages = max.max(1);
-        self
-    }
-
-    /// How long a batch waits to fill after its first message.
-    #[must_use]
-    pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.max_wait = wait;
-        self
-    }
-}
-
-/// A batch handler with its batch size, as a worker runs it.
-pub(crate) struct Batched<H> {
-    handler: H,
-    max_messages: usize,
-    max_wait: Duration,
-}
-
-impl<B, H, Sub> Consume<Sub> for Worker<B, Batched<H>>
-where
-    B: RuntimeBroker,
-    H: BatchHandler,
-    Sub: BatchSubscriber,
-{
-    async fn consume(
-        &self,
-        subscriber: &mut Sub,
-        intake: &super::intake::Intake,
-    ) -> End<Sub::Error> {
-        let batched = &self.handler;
-        let mut batches = pin!(subscriber.batches(batched.max_messages, batched.max_wait));
-        let mut stopped = pin!(intake.cancelled());
-        let mut slot = Slot::new(self.scope.format);
-        loop {
-            match next_or_stop(batches.as_mut(), intake, stopped.as_mut()).await {
-                None => return End::Intake,
-                Some(None) => return End::Ended,
-                Some(Some(Err(error))) => return End::Failed(error),
-                Some(Some(Ok(batch))) => self.process_batch(batch, &mut slot).await,
-            }
-        }
-    }
-}
-
-impl<B: RuntimeBroker, H: BatchHandler> Worker<B, Batched<H>> {
-    async fn process_batch<M: IncomingMessage>(&self, batch: Vec<M>, slot: &mut Slot) {
-        let outcomes = {
-            let views: Vec<Message<'_>> =
-                batch.iter().map(|m| Message::of(m, &self.scope)).collect();
-            Caught::new(self.handler.handler.call(&views)).await
-        };
-        match outcomes {
-            Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
-                for message in batch {
-                    let outcome = outcomes
-                        .next()
-                        .map_or(Kind::Settle(HandlerResult::Ack), |o| o.0);
-                    self.settle(message, outcome, slot).await;
-                }
-            }
-            Err(panic) => {
-                let reason = format!(
-                    "the batch handler panicked: {}",
-                    panic_reason(panic.as_ref())
-                );
-                tracing::error!(handler = %self.scope.handler, %reason, "the batch handler panicked");
-                for message in batch {
-                    self.fail(message, &reason, self.options.failures.panic_policy())
-                        .await;
-                }
-            }
-        }
-    }
-}
-
-impl<B, S, H> Route<B> for BatchSubscriberDef<S, H>
-where
-    B: RuntimeBroker,
-    S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
-    S::Subscriber: BatchSubscriber + 'static,
-    H: BatchHandler,
-{
-    fn start(
-        self: Box<Self>,
-        broker: B,
-        ctx: RouteContext,
-    ) -> BoxFuture<'static, Result<JoinHandle<()>, AppError>> {
-        let BatchSubscriberDef {
-            source,
-            handler,
-            max_messages,
-            max_wait,
-            options,
-        } = *self;
-        let source = match prefixed(source, &ctx.prefix, &options) {
-            Ok(source) => source,
-            Err(error) => return Box::pin(async move { Err(error) }),
-        };
-        let destination = source.name().to_owned();
-        let scope = scope_for::<B>(destination, &options, &ctx);
-        let batched = Batched {
-            handler,
-            max_messages,
-            max_wait,
-        };
-        launch(broker, source, batched, scope, options, ctx)
-    }
-
-    fn describe(&self, prefix: &str, format: Format) -> SubscriberInfo {
-        describe_route(&self.source, prefix, &self.options, format)
     }
 }

@@ -45,13 +45,13 @@ impl<F, Args> std::fmt::Debug for HandlerFn<F, Args> {
 /// (a decoded payload, [`State`](super::State)...), up to six of them.
 ///
 /// ```
-/// use ruststream::runtime::{handler_fn, HandlerResult};
+/// use ruststream::runtime::{handler_fn, Settle};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Order { id: u64 }
 ///
 /// let handler = handler_fn(|order: Order| async move {
-///     if order.id == 0 { HandlerResult::Drop } else { HandlerResult::Ack }
+///     if order.id == 0 { Settle::Drop } else { Settle::Ack }
 /// });
 /// # let _ = handler;
 /// ```

@@ -50,7 +50,6 @@ pub(crate) fn next_scope_id() -> u64 {
 pub(crate) struct Scope {
     /// Unique in the process, never reused: lets observers cache per subscription by a
     /// number rather than by comparing names.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // only metrics reads it yet
     pub(crate) id: u64,
     /// The messaging system of the subscription's broker ([`system_of`](super::system_of)).
     pub(crate) system: &'static str,
@@ -205,10 +204,9 @@ impl<'a> Message<'a> {
         self.scope.own_producer.as_ref()?.downcast_ref::<T>()
     }
 
-    /// The subscription's process-unique id (see `Scope::id`).
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn scope_id(&self) -> u64 {
-        self.scope.id
+    /// The subscription it was delivered on, as observers see it.
+    pub fn subscription(&self) -> super::Subscription<'a> {
+        super::Subscription::of(self.scope)
     }
 
     /// A value of the app's shared state, by type.

@@ -3,7 +3,8 @@
 //!
 //! A handler seen as a tower service takes a [`HandlerRequest`] and answers an
 //! [`Outcome`]; a middleware error (a timeout, an overload) becomes a handler failure, so
-//! the subscriber's error policy decides what happens to the message. Layers can be set on
+//! the subscriber's error policy decides what happens to the message (to every message
+//! of a batch). Message and batch handlers go through the same layers. Layers can be set on
 //! a subscriber, a router or the app: the subscriber's sit closest to the handler, the
 //! app's outermost. Without any layer the runtime calls the handler directly, at no cost.
 
@@ -14,15 +15,20 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use super::{Handler, Message, Outcome, ReplyBuffer};
-use crate::BoxError;
+use futures::Stream;
 
-/// What a handler middleware receives: the message, and where a reply is encoded.
+use super::invoke::sealed::{Call, Invoke};
+use super::{Message, Outcome, ReplyBuffer};
+use crate::{BoxError, Subscriber};
+
+/// What a handler middleware receives: the delivered messages, and where a reply is
+/// encoded.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct HandlerRequest<'a> {
-    /// The delivered message.
-    pub message: Message<'a>,
+    /// The delivered messages: one for a message handler, the batch for a batch handler.
+    /// Never empty.
+    pub messages: &'a [Message<'a>],
     /// Where the handler encodes its reply.
     pub reply: &'a mut ReplyBuffer,
 }
@@ -79,7 +85,7 @@ impl<'a> Service<HandlerRequest<'a>> for BoxHandlerService {
 /// The innermost service: calls the handler.
 struct HandlerAsService<H>(Arc<H>);
 
-impl<'a, H: Handler> Service<HandlerRequest<'a>> for HandlerAsService<H> {
+impl<'a, H: Call> Service<HandlerRequest<'a>> for HandlerAsService<H> {
     type Response = Outcome;
     type Error = BoxError;
     type Future = BoxFuture<'a, Result<Outcome, BoxError>>;
@@ -90,7 +96,7 @@ impl<'a, H: Handler> Service<HandlerRequest<'a>> for HandlerAsService<H> {
 
     fn call(&mut self, request: HandlerRequest<'a>) -> Self::Future {
         let handler = Arc::clone(&self.0);
-        Box::pin(async move { Ok(handler.call(request.message, request.reply).await) })
+        Box::pin(async move { Ok(handler.call(request.messages, request.reply).await) })
     }
 }
 
@@ -118,25 +124,32 @@ impl BoxedLayer {
     }
 }
 
-/// A handler wrapped in layers, innermost first.
-pub(crate) struct LayeredHandler {
+/// A handler (message or batch) wrapped in layers, innermost first.
+pub(crate) struct Layered<H> {
+    handler: Arc<H>,
     service: tokio::sync::Mutex<BoxHandlerService>,
 }
 
-impl LayeredHandler {
-    pub(crate) fn new<H: Handler>(handler: H, layers: &[BoxedLayer]) -> Self {
-        let innermost = BoxHandlerService(Box::new(HandlerAsService(Arc::new(handler))));
+impl<H: Call> Layered<H> {
+    pub(crate) fn new(handler: H, layers: &[BoxedLayer]) -> Self {
+        let handler = Arc::new(handler);
+        let innermost = BoxHandlerService(Box::new(HandlerAsService(Arc::clone(&handler))));
         let service = layers
             .iter()
             .fold(innermost, |service, layer| (layer.0)(service));
         Self {
+            handler,
             service: tokio::sync::Mutex::new(service),
         }
     }
 }
 
-impl Handler for LayeredHandler {
-    async fn call<'a>(&'a self, message: Message<'a>, reply: &'a mut ReplyBuffer) -> Outcome {
+impl<H: Call> Call for Layered<H> {
+    async fn call<'a>(
+        &'a self,
+        messages: &'a [Message<'a>],
+        reply: &'a mut ReplyBuffer,
+    ) -> Outcome {
         // One service instance serves every worker: readiness (a permit, a rate slot) is
         // taken under the lock, then the call runs without it.
         let future = {
@@ -144,9 +157,28 @@ impl Handler for LayeredHandler {
             if let Err(error) = poll_fn(|cx| service.0.poll_ready(cx)).await {
                 return Outcome::failed(error);
             }
-            service.0.call(HandlerRequest { message, reply })
+            service.0.call(HandlerRequest { messages, reply })
         };
         future.await.unwrap_or_else(Outcome::failed)
+    }
+}
+
+impl<Sub: Subscriber, H: Invoke<Sub>> Invoke<Sub> for Layered<H> {
+    type Delivery = H::Delivery;
+
+    fn deliveries<'s>(
+        &'s self,
+        subscriber: &'s mut Sub,
+    ) -> impl Stream<Item = Result<H::Delivery, Sub::Error>> + Send + 's {
+        self.handler.deliveries(subscriber)
+    }
+
+    fn messages(delivery: &H::Delivery) -> &[Sub::Message] {
+        H::messages(delivery)
+    }
+
+    fn into_messages(delivery: H::Delivery) -> impl Iterator<Item = Sub::Message> + Send {
+        H::into_messages(delivery)
     }
 }
 

@@ -4,8 +4,9 @@
 //! |---|---|
 //! | [`Handler`] | handles one message; `#[subscriber]` or [`handler_fn`] make one of a function |
 //! | [`FromMessage`] | how each handler argument is extracted: a decoded payload, [`Raw`], [`Text`], `&Headers`, [`Message`], [`State`], [`Producer`] |
-//! | [`IntoOutcome`] | what a return value means: `()`, `Result`, [`HandlerResult`], a reply |
+//! | [`IntoOutcome`] | what a return value means: `()`, `Result`, [`Settle`], a reply |
 //! | [`SubscriberDef`] | a source, a handler and its options (workers, failure policies, format) |
+//! | [`BatchHandler`] | handles a batch of messages; mounted with [`SubscriberDef::batch`] |
 //! | [`Router`] | subscribers under a prefix, nested |
 //! | [`App`] | brokers with their routers, state, lifespan hooks, graceful shutdown |
 //! | [`Producer`] | publishes typed values, inside handlers and out |
@@ -21,49 +22,51 @@
 
 mod app;
 mod batch;
-
-mod dispatch;
+mod consume;
 mod extract;
 mod format;
 mod handler;
 mod health;
-mod intake;
+mod invoke;
 mod message;
 mod middleware;
-
 mod observe;
-
 mod outcome;
+mod pipeline;
 mod policy;
 mod producer;
+mod route;
 mod router;
 mod schema;
+mod settle;
 mod spans;
+mod stop;
 mod subscriber;
 
 pub use app::{
     App, AppDescription, AppError, AppInfo, BrokerInfo, DEFAULT_SHUTDOWN_TIMEOUT, RunningApp,
 };
 pub use batch::{
-    BatchHandler, BatchHandlerFn, BatchSubscriberDef, IntoBatchOutcome, batch_handler_fn,
+    Batch, BatchElement, BatchHandler, BatchHandlerFn, IntoBatchOutcome, batch_handler_fn,
 };
-pub use dispatch::{DEAD_LETTER_HANDLER_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_NAME_HEADER};
 pub use extract::{FromMessage, Raw, Rejection, State, Text};
 pub use format::Format;
 pub use handler::{Handler, HandlerFn, handler_fn};
 pub use health::{Component, Health, HealthReport};
+pub use invoke::Invoke;
 pub use message::{ATTEMPT_HEADER, Message};
 pub use middleware::{BoxHandlerService, BoxPublishService, HandlerRequest, PublishRequest};
-pub use observe::{Handled, Observer, Publication, Settlement, system_of};
+pub use observe::{Handled, Observer, PublishAttempt, Settlement, Subscription, system_of};
 #[doc(hidden)]
 pub use outcome::returned;
-pub use outcome::{HandlerResult, IntoOutcome, Outcome, ReplyBuffer, Respond};
+pub use outcome::{IntoOutcome, Outcome, ReplyBuffer, Respond, Settle};
 pub use policy::{Backoff, FailurePolicy};
-pub use producer::{Producer, Publish, PublishError};
+pub use producer::{MessageBuilder, Producer, ProducerError};
 pub use router::Router;
 pub use schema::TypeSchema;
 #[doc(hidden)]
 pub use schema::probe;
+pub use settle::{DEAD_LETTER_HANDLER_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_NAME_HEADER};
 pub use spans::SPAN_TARGET;
 pub use subscriber::{IntoSubscriber, SubscriberDef, SubscriberInfo};
 

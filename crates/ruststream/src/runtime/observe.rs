@@ -68,16 +68,52 @@ pub trait Observer: Send + Sync + 'static {
     }
 
     /// A publish finished: a reply, a dead letter, or a [`Producer`](super::Producer)
-    /// publish; [`Publication::error`] is `None` on success.
-    fn published(&self, publication: &Publication<'_>) {
+    /// publish; [`PublishAttempt::error`] is `None` on success.
+    fn published(&self, publication: &PublishAttempt<'_>) {
         let _ = publication;
+    }
+
+    /// An ack the broker confirms with a round trip failed (after
+    /// [`settled`](Self::settled) said `Acked`): the broker may deliver the message again.
+    fn ack_failed(&self, subscription: &Subscription<'_>, error: &crate::AckError) {
+        let _ = (subscription, error);
+    }
+}
+
+/// A subscription, as observers see it outside of one delivery.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Subscription<'a> {
+    /// The messaging system of its broker (`memory`, `nats`...).
+    pub system: &'static str,
+    /// Its handler's name.
+    pub handler: &'a str,
+    /// What it subscribes to (pattern or name).
+    pub destination: &'a str,
+    id: u64,
+}
+
+impl<'a> Subscription<'a> {
+    /// A number unique to the subscription for the life of the process, never reused:
+    /// observers cache per subscription by it rather than by comparing names.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn of(scope: &'a super::message::Scope) -> Self {
+        Self {
+            system: scope.system,
+            handler: &scope.handler,
+            destination: &scope.destination,
+            id: scope.id,
+        }
     }
 }
 
 /// One finished publish, as [`Observer::published`] sees it.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct Publication<'a> {
+pub struct PublishAttempt<'a> {
     /// The message as published: name, payload, headers, key, reply-to.
     pub message: &'a OutgoingMessage<'a>,
     /// The messaging system it went to (`memory`, `nats`...): see [`system_of`](super::system_of).
@@ -88,7 +124,7 @@ pub struct Publication<'a> {
     pub elapsed: Duration,
 }
 
-impl<'a> Publication<'a> {
+impl<'a> PublishAttempt<'a> {
     /// The destination it was published to.
     pub fn destination(&self) -> &'a str {
         self.message.name()
@@ -138,8 +174,14 @@ impl Observers {
         self.0.iter().for_each(|o| o.settled(message, settlement));
     }
 
-    pub(crate) fn published(&self, publication: &Publication<'_>) {
+    pub(crate) fn published(&self, publication: &PublishAttempt<'_>) {
         self.0.iter().for_each(|o| o.published(publication));
+    }
+
+    pub(crate) fn ack_failed(&self, subscription: &Subscription<'_>, error: &crate::AckError) {
+        self.0
+            .iter()
+            .for_each(|o| o.ack_failed(subscription, error));
     }
 }
 

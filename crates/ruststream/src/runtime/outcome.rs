@@ -1,4 +1,4 @@
-//! What a handler's return value means: [`HandlerResult`], [`Respond`] and [`IntoOutcome`].
+//! What a handler's return value means: [`Settle`], [`Respond`] and [`IntoOutcome`].
 
 use std::time::Duration;
 
@@ -11,14 +11,14 @@ use crate::codec::CodecError;
 /// An explicit settlement decision, for handlers that want to say more than ok/error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HandlerResult {
+pub enum Settle {
     /// Done: ack the message.
     Ack,
     /// Ask for redelivery now (counts as an attempt).
     Retry,
-    /// Ask for redelivery after the delay (counts as an attempt). Uses the broker's native
-    /// delayed redelivery where it has one; elsewhere the runtime publishes a delayed copy
-    /// before settling the original, so a crash during the delay loses nothing.
+    /// Ask for redelivery after the delay (counts as an attempt): the broker's
+    /// `nack_after`, its durable delayed redelivery (an immediate requeue where it has
+    /// none). No worker waits for the delay.
     RetryAfter(Duration),
     /// Reject the message for good (`nack(false)`).
     Drop,
@@ -66,17 +66,37 @@ pub struct Outcome(pub(crate) Kind);
 
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Settle(HandlerResult),
+    Settle(Settle),
     /// The reply is in the [`ReplyBuffer`]; publish it, then ack.
     Reply,
     Failed(BoxError),
     /// Boxed: a rejection is rare, and a small `Outcome` is cheap to move on every call.
     Rejected(Box<Rejection>),
+    /// The handler panicked; the text of the panic.
+    Panicked(Box<str>),
+    /// One outcome per message of a batch, in order.
+    Each(Vec<Outcome>),
+}
+
+impl Kind {
+    /// A copy for another message of the same batch (an error is copied as its text).
+    pub(crate) fn duplicate(&self) -> Kind {
+        match self {
+            Kind::Settle(result) => Kind::Settle(*result),
+            Kind::Reply => Kind::Reply,
+            Kind::Failed(error) => Kind::Failed(error.to_string().into()),
+            Kind::Rejected(rejection) => {
+                Kind::Rejected(Box::new(Rejection::Other(rejection.to_string())))
+            }
+            Kind::Panicked(reason) => Kind::Panicked(reason.clone()),
+            Kind::Each(each) => super::pipeline::count_mismatch(each.len(), 1),
+        }
+    }
 }
 
 impl Outcome {
     /// Settle as `result` says.
-    pub fn settle(result: HandlerResult) -> Self {
+    pub fn settle(result: Settle) -> Self {
         Outcome(Kind::Settle(result))
     }
 
@@ -94,11 +114,17 @@ impl Outcome {
     pub fn replied() -> Self {
         Outcome(Kind::Reply)
     }
+
+    /// A batch's outcome: one per message, in order. A batch whose count of outcomes
+    /// differs from its count of messages fails as a whole.
+    pub fn each(outcomes: Vec<Outcome>) -> Self {
+        Outcome(Kind::Each(outcomes))
+    }
 }
 
 /// Turns a handler's return value into an [`Outcome`].
 ///
-/// `()` acks; [`HandlerResult`] settles as it says; `Result<T, E>` is `T`'s outcome or,
+/// `()` acks; [`Settle`] settles as it says; `Result<T, E>` is `T`'s outcome or,
 /// on `Err`, a failure for the error policy; [`Respond<T>`] publishes `T` as the reply.
 pub trait IntoOutcome {
     /// The outcome, with any reply encoded into `reply`.
@@ -107,11 +133,11 @@ pub trait IntoOutcome {
 
 impl IntoOutcome for () {
     fn into_outcome(self, _: &mut ReplyBuffer) -> Outcome {
-        Outcome::settle(HandlerResult::Ack)
+        Outcome::settle(Settle::Ack)
     }
 }
 
-impl IntoOutcome for HandlerResult {
+impl IntoOutcome for Settle {
     fn into_outcome(self, _: &mut ReplyBuffer) -> Outcome {
         Outcome::settle(self)
     }

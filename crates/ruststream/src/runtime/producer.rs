@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 
 use super::middleware::LayeredPublisher;
-use super::observe::{Observers, Publication};
+use super::observe::{Observers, PublishAttempt};
 use super::{Format, FromMessage, Message, Rejection, RuntimeBroker};
 use crate::BoxError;
 use crate::codec::CodecError;
@@ -18,7 +18,7 @@ use crate::{Headers, OutgoingMessage, Publisher, RequestReply};
 /// Why a publish through a [`Producer`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PublishError<E: std::error::Error + 'static> {
+pub enum ProducerError<E: std::error::Error + 'static> {
     /// The value could not be encoded.
     #[error(transparent)]
     Encode(CodecError),
@@ -90,7 +90,7 @@ impl<B: RuntimeBroker> Producer<B> {
         &self,
         name: &str,
         value: &T,
-    ) -> Result<(), PublishError<<B as Publisher>::Error>> {
+    ) -> Result<(), ProducerError<<B as Publisher>::Error>> {
         self.message(name, value).send().await
     }
 
@@ -99,8 +99,8 @@ impl<B: RuntimeBroker> Producer<B> {
         &'a self,
         name: &'a str,
         value: &'a T,
-    ) -> Publish<'a, B, T> {
-        Publish {
+    ) -> MessageBuilder<'a, B, T> {
+        MessageBuilder {
             producer: self,
             name,
             value,
@@ -128,7 +128,7 @@ impl<'a, B: RuntimeBroker> FromMessage<'a> for Producer<B> {
 /// [`request`](Self::request).
 #[derive(Debug)]
 #[must_use = "a publish does nothing until `send` or `request` is awaited"]
-pub struct Publish<'a, B, T: ?Sized> {
+pub struct MessageBuilder<'a, B, T: ?Sized> {
     producer: &'a Producer<B>,
     name: &'a str,
     value: &'a T,
@@ -137,7 +137,7 @@ pub struct Publish<'a, B, T: ?Sized> {
     reply_to: Option<&'a str>,
 }
 
-impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> Publish<'a, B, T> {
+impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> MessageBuilder<'a, B, T> {
     /// Adds a header (the content type is set for you).
     pub fn header(
         mut self,
@@ -172,12 +172,12 @@ impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> Publish<'a, B, T> {
         self
     }
 
-    fn encode(&mut self) -> Result<Vec<u8>, PublishError<<B as Publisher>::Error>> {
+    fn encode(&mut self) -> Result<Vec<u8>, ProducerError<<B as Publisher>::Error>> {
         let format = self.producer.format;
         let mut body = Vec::new();
         format
             .encode(self.value, &mut body)
-            .map_err(PublishError::Encode)?;
+            .map_err(ProducerError::Encode)?;
         if !self.headers.contains(CONTENT_TYPE) {
             self.headers.insert(CONTENT_TYPE, format.content_type());
         }
@@ -196,7 +196,7 @@ impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> Publish<'a, B, T> {
     }
 
     /// Publishes.
-    pub async fn send(mut self) -> Result<(), PublishError<<B as Publisher>::Error>> {
+    pub async fn send(mut self) -> Result<(), ProducerError<<B as Publisher>::Error>> {
         let body = self.encode()?;
         let span = super::spans::publish(self.producer.system, &self.outgoing(&body));
         // The consumer's span continues this one's trace.
@@ -208,21 +208,21 @@ impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> Publish<'a, B, T> {
                 .publish(self.outgoing(&body))
                 .instrument(span)
                 .await
-                .map_err(PublishError::Middleware),
+                .map_err(ProducerError::Middleware),
             None => self
                 .producer
                 .broker
                 .publish(self.outgoing(&body))
                 .instrument(span)
                 .await
-                .map_err(PublishError::Broker),
+                .map_err(ProducerError::Broker),
         };
         if let Some(observers) = &self.producer.observers {
             let error = result
                 .as_ref()
                 .err()
                 .map(|e| e as &(dyn std::error::Error + 'static));
-            observers.published(&Publication {
+            observers.published(&PublishAttempt {
                 message: &self.outgoing(&body),
                 system: self.producer.system,
                 error,
@@ -236,7 +236,7 @@ impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> Publish<'a, B, T> {
     pub async fn request<R: DeserializeOwned>(
         mut self,
         timeout: Duration,
-    ) -> Result<R, PublishError<<B as Publisher>::Error>>
+    ) -> Result<R, ProducerError<<B as Publisher>::Error>>
     where
         B: RequestReply,
     {
@@ -246,10 +246,10 @@ impl<'a, B: RuntimeBroker, T: Serialize + ?Sized> Publish<'a, B, T> {
             .broker
             .request(self.outgoing(&body), timeout)
             .await
-            .map_err(PublishError::Broker)?;
+            .map_err(ProducerError::Broker)?;
         self.producer
             .format
             .decode(&reply.payload)
-            .map_err(PublishError::DecodeReply)
+            .map_err(ProducerError::DecodeReply)
     }
 }

@@ -2,13 +2,10 @@
 
 use tower::{Layer, Service};
 
-use super::dispatch::{Route, RouteContext};
 use super::middleware::BoxedLayer;
-use super::{
-    BatchHandler, BatchSubscriberDef, BoxHandlerService, Format, HandlerRequest, IntoSubscriber,
-    Outcome, RuntimeBroker,
-};
-use crate::{BatchSubscriber, BoxError, SubscriptionSource};
+use super::route::{MountedRoute, Route};
+use super::{BoxHandlerService, Format, HandlerRequest, IntoSubscriber, Outcome, RuntimeBroker};
+use crate::BoxError;
 
 /// A group of subscribers on one broker type, with an optional name prefix and format.
 ///
@@ -76,8 +73,8 @@ impl<B: RuntimeBroker> Router<B> {
         self
     }
 
-    /// Mounts a subscriber: a [`SubscriberDef`](super::SubscriberDef) or a `#[subscriber]`
-    /// item.
+    /// Mounts a subscriber: a [`SubscriberDef`](super::SubscriberDef) (of a message or a
+    /// batch handler) or a `#[subscriber]` item.
     #[must_use]
     pub fn subscriber<S>(mut self, subscriber: S) -> Self
     where
@@ -98,19 +95,6 @@ impl<B: RuntimeBroker> Router<B> {
         for<'a> <L::Service as Service<HandlerRequest<'a>>>::Future: Send,
     {
         self.layers.push(BoxedLayer::new(layer));
-        self
-    }
-
-    /// Mounts a batch subscriber (brokers whose subscribers implement
-    /// [`BatchSubscriber`](crate::BatchSubscriber)).
-    #[must_use]
-    pub fn batch_subscriber<S, H>(mut self, subscriber: BatchSubscriberDef<S, H>) -> Self
-    where
-        S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
-        S::Subscriber: BatchSubscriber + 'static,
-        H: BatchHandler,
-    {
-        self.routes.push(Box::new(subscriber));
         self
     }
 
@@ -145,32 +129,5 @@ impl<B: RuntimeBroker> Router<B> {
             flat.extend(child.flatten(&prefix, format, &layers));
         }
         flat
-    }
-}
-
-/// A subscriber with the prefix and format it inherits from its routers.
-pub(crate) struct MountedRoute<B> {
-    pub(crate) route: Box<dyn Route<B>>,
-    pub(crate) prefix: String,
-    pub(crate) format: Option<Format>,
-    /// The routers' layers, innermost first.
-    pub(crate) layers: Vec<BoxedLayer>,
-}
-
-impl RouteContext {
-    /// The context of one route: its prefix and format resolved against the app's.
-    pub(crate) fn for_route<B>(&self, route: &MountedRoute<B>) -> Self {
-        let layers: Vec<BoxedLayer> = route
-            .layers
-            .iter()
-            .chain(self.layers.iter())
-            .cloned()
-            .collect();
-        Self {
-            prefix: route.prefix.clone(),
-            format: route.format.unwrap_or(self.format),
-            layers: layers.into(),
-            ..self.clone()
-        }
     }
 }

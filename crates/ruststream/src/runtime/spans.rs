@@ -16,8 +16,12 @@ use super::message::Scope;
 use crate::headers::MESSAGE_ID;
 use crate::{IncomingMessage, OutgoingMessage};
 
-/// The span of one delivery, around the handler call and the settlement.
-pub(crate) fn process<M: IncomingMessage>(scope: &Scope, message: &M) -> Span {
+/// The span of one delivery (a message, or a batch), around the handler call and the
+/// settlement. A batch's span continues the trace of its first message.
+pub(crate) fn process<M: IncomingMessage>(scope: &Scope, messages: &[M]) -> Span {
+    let Some(message) = messages.first() else {
+        return Span::none();
+    };
     let span = tracing::debug_span!(
         target: "ruststream::message",
         "ruststream.process",
@@ -28,6 +32,7 @@ pub(crate) fn process<M: IncomingMessage>(scope: &Scope, message: &M) -> Span {
         messaging.destination.name = %scope.destination,
         messaging.message.id = message.headers().get_str(MESSAGE_ID),
         messaging.message.body.size = size(message.payload()),
+        messaging.batch.message_count = (messages.len() > 1).then(|| size_len(messages.len())),
         handler = %scope.handler,
     );
     #[cfg(feature = "otel")]
@@ -54,5 +59,10 @@ pub(crate) fn publish(system: &str, message: &OutgoingMessage<'_>) -> Span {
 
 /// A payload size as a signed integer: what OpenTelemetry attributes hold.
 fn size(payload: &[u8]) -> i64 {
-    i64::try_from(payload.len()).unwrap_or(i64::MAX)
+    size_len(payload.len())
+}
+
+/// A count as a signed integer: what OpenTelemetry attributes hold.
+fn size_len(len: usize) -> i64 {
+    i64::try_from(len).unwrap_or(i64::MAX)
 }

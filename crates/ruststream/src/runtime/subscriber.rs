@@ -4,8 +4,11 @@ use tower::{Layer, Service};
 
 use super::middleware::BoxedLayer;
 use super::policy::Failures;
+use std::time::Duration;
+
 use super::{
-    BoxHandlerService, FailurePolicy, Format, Handler, HandlerRequest, Outcome, TypeSchema,
+    Batch, BatchHandler, BoxHandlerService, FailurePolicy, Format, Handler, HandlerRequest, Invoke,
+    Outcome, TypeSchema,
 };
 use crate::BoxError;
 use crate::{Broker, SubscriptionSource};
@@ -63,67 +66,6 @@ impl Default for SubscriberOptions {
     }
 }
 
-/// The options every subscriber kind shares (message and batch subscribers), written once.
-macro_rules! shared_subscriber_options {
-    () => {
-        /// Names the handler in logs, metrics and AsyncAPI (default: the destination).
-        #[must_use]
-        pub fn name(mut self, name: impl Into<String>) -> Self {
-            self.options.name = Some(name.into());
-            self
-        }
-
-        /// Decodes payloads and encodes replies with `format` (default: the router's, the
-        /// app's, else JSON).
-        #[must_use]
-        pub fn format(mut self, format: impl Into<Format>) -> Self {
-            self.options.format = Some(format.into());
-            self
-        }
-
-        /// What to do with a payload that does not decode (default: dead-letter if a
-        /// dead-letter destination is set, else drop).
-        #[must_use]
-        pub fn on_decode_error(mut self, policy: FailurePolicy) -> Self {
-            self.options.failures.on_decode_error = Some(policy);
-            self
-        }
-
-        /// What to do when the handler returns an error (default: retry with exponential
-        /// backoff, 100 ms doubling to 30 s).
-        #[must_use]
-        pub fn on_error(mut self, policy: FailurePolicy) -> Self {
-            self.options.failures.on_error = policy;
-            self
-        }
-
-        /// What to do when the handler panics (default: as for an error). The panic is caught
-        /// and logged; it never takes the process down.
-        #[must_use]
-        pub fn on_panic(mut self, policy: FailurePolicy) -> Self {
-            self.options.failures.on_panic = Some(policy);
-            self
-        }
-
-        /// Gives up after `n` attempts: the message then goes to the dead-letter destination
-        /// if one is set, else it is dropped with an error in the log.
-        #[must_use]
-        pub fn max_attempts(mut self, n: u32) -> Self {
-            self.options.failures.max_attempts = Some(n.max(1));
-            self
-        }
-
-        /// Where poison messages go: published there with their headers and the reason, then
-        /// acked.
-        #[must_use]
-        pub fn dead_letter(mut self, destination: impl Into<String>) -> Self {
-            self.options.failures.dead_letter = Some(destination.into());
-            self
-        }
-    };
-}
-pub(crate) use shared_subscriber_options;
-
 /// A subscription with its handler and options: what `#[subscriber]` builds, and what you
 /// build by hand without the macro.
 ///
@@ -153,8 +95,6 @@ pub struct SubscriberDef<S, H> {
 }
 
 impl<S, H: Handler> SubscriberDef<S, H> {
-    shared_subscriber_options!();
-
     /// A subscriber of `source` (a name or a broker descriptor) handled by `handler`.
     pub fn new(source: S, handler: H) -> Self {
         Self {
@@ -163,6 +103,108 @@ impl<S, H: Handler> SubscriberDef<S, H> {
             options: SubscriberOptions::default(),
             layers: Vec::new(),
         }
+    }
+}
+
+impl<S, H: BatchHandler> SubscriberDef<S, Batch<H>> {
+    /// A subscriber of `source` whose `handler` takes batches: up to 100 messages, each
+    /// batch waiting at most 100 ms to fill (see [`max_messages`](Self::max_messages) and
+    /// [`max_wait`](Self::max_wait)). Its broker's subscriber must implement
+    /// [`BatchSubscriber`](crate::BatchSubscriber). Layers, spans, observers and failure
+    /// policies apply as for a message handler, and each message is settled on its own.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ruststream::runtime::{batch_handler_fn, SubscriberDef};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Reading { value: f64 }
+    ///
+    /// let readings = SubscriberDef::batch("readings", batch_handler_fn(|readings: Vec<Reading>| async move {
+    ///     println!("{} readings", readings.len());
+    /// }))
+    /// .max_messages(500)
+    /// .max_wait(Duration::from_millis(50));
+    /// # let _ = readings;
+    /// ```
+    pub fn batch(source: S, handler: H) -> Self {
+        Self {
+            source,
+            handler: Batch::new(handler),
+            options: SubscriberOptions::default(),
+            layers: Vec::new(),
+        }
+    }
+
+    /// The largest batch (at least 1).
+    #[must_use]
+    pub fn max_messages(mut self, max: usize) -> Self {
+        self.handler.max_messages = max.max(1);
+        self
+    }
+
+    /// How long a batch waits to fill after its first message.
+    #[must_use]
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.handler.max_wait = wait;
+        self
+    }
+}
+
+impl<S, H> SubscriberDef<S, H> {
+    /// Names the handler in logs, metrics and AsyncAPI (default: the destination).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// Decodes payloads and encodes replies with `format` (default: the router's, the
+    /// app's, else JSON).
+    #[must_use]
+    pub fn format(mut self, format: impl Into<Format>) -> Self {
+        self.options.format = Some(format.into());
+        self
+    }
+
+    /// What to do with a payload that does not decode (default: dead-letter if a
+    /// dead-letter destination is set, else drop).
+    #[must_use]
+    pub fn on_decode_error(mut self, policy: FailurePolicy) -> Self {
+        self.options.failures.on_decode_error = Some(policy);
+        self
+    }
+
+    /// What to do when the handler returns an error (default: retry with exponential
+    /// backoff, 100 ms doubling to 30 s).
+    #[must_use]
+    pub fn on_error(mut self, policy: FailurePolicy) -> Self {
+        self.options.failures.on_error = policy;
+        self
+    }
+
+    /// What to do when the handler panics (default: as for an error). The panic is caught
+    /// and logged; it never takes the process down.
+    #[must_use]
+    pub fn on_panic(mut self, policy: FailurePolicy) -> Self {
+        self.options.failures.on_panic = Some(policy);
+        self
+    }
+
+    /// Gives up after `n` attempts: the message then goes to the dead-letter destination
+    /// if one is set, else it is dropped with an error in the log.
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.options.failures.max_attempts = Some(n.max(1));
+        self
+    }
+
+    /// Where poison messages go: published there with their headers and the reason, then
+    /// acked.
+    #[must_use]
+    pub fn dead_letter(mut self, destination: impl Into<String>) -> Self {
+        self.options.failures.dead_letter = Some(destination.into());
+        self
     }
 
     /// Handles up to `n` messages at once (default 1: one at a time, in order).
@@ -247,8 +289,8 @@ pub trait IntoSubscriber<B: Broker> {
     /// The source: a name, or the broker's descriptor. A router's prefix is applied
     /// with [`SubscriptionSource::with_prefix`] when the app starts.
     type Source: SubscriptionSource<B> + Clone + Send + Sync + 'static;
-    /// The handler.
-    type Handler: Handler;
+    /// The handler: a message [`Handler`], or a batch handler in [`Batch`].
+    type Handler: Invoke<<Self::Source as SubscriptionSource<B>>::Subscriber>;
 
     /// The definition.
     fn into_subscriber(self) -> SubscriberDef<Self::Source, Self::Handler>;
@@ -258,7 +300,7 @@ impl<B, S, H> IntoSubscriber<B> for SubscriberDef<S, H>
 where
     B: Broker,
     S: SubscriptionSource<B> + Clone + Send + Sync + 'static,
-    H: Handler,
+    H: Invoke<S::Subscriber>,
 {
     type Source = S;
     type Handler = H;

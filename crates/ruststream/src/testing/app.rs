@@ -16,7 +16,7 @@ use super::record::{Ended, Published, Received};
 use crate::headers::MESSAGE_ID;
 use crate::memory::MemoryBroker;
 use crate::runtime::{
-    App, AppError, Format, Handled, Message, Observer, Producer, Publication, RunningApp,
+    App, AppError, Format, Handled, Message, Observer, Producer, PublishAttempt, RunningApp,
     RuntimeBroker, Settlement,
 };
 use crate::{BoxError, Headers, OutgoingMessage, RequestReply, Subscribe};
@@ -691,7 +691,7 @@ impl Observer for Recorder {
         });
     }
 
-    fn published(&self, publication: &Publication<'_>) {
+    fn published(&self, publication: &PublishAttempt<'_>) {
         self.0.record(|records| {
             let format = records.format;
             records.published.push(Published {

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use ruststream::memory::MemoryBroker;
-//! use ruststream::runtime::{handler_fn, App, FailurePolicy, HandlerResult, Router, Settlement, SubscriberDef};
+//! use ruststream::runtime::{handler_fn, App, FailurePolicy, Settle, Router, Settlement, SubscriberDef};
 //! use ruststream::testing::{TestApp, TestBroker};
 //!
 //! #[derive(serde::Serialize, serde::Deserialize)]
@@ -22,7 +22,7 @@
 //! /// The service's app, on any broker.
 //! fn orders_app<B: TestBroker>(broker: B) -> App {
 //!     let orders = SubscriberDef::new("orders", handler_fn(|order: Order| async move {
-//!         if order.id == 0 { HandlerResult::Drop } else { HandlerResult::Ack }
+//!         if order.id == 0 { Settle::Drop } else { Settle::Ack }
 //!     }))
 //!     .name("take_order");
 //!     App::new("orders").broker(broker, Router::new().subscriber(orders))

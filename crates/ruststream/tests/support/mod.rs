@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
-use ruststream::runtime::{ATTEMPT_HEADER, Handler, HandlerResult, Message, Outcome, ReplyBuffer};
+use ruststream::runtime::{ATTEMPT_HEADER, Handler, Message, Outcome, ReplyBuffer, Settle};
 use ruststream::testing::{Quiescence, TestBroker};
 use ruststream::{
     AckError, Broker, Headers, IncomingMessage, OutgoingMessage, Publisher, Reply, RequestReply,
@@ -113,6 +113,7 @@ pub struct Spy<B> {
     log: Log,
     live: bool,
     refuse_connect: bool,
+    failing_acks: bool,
     subscribes: Arc<AtomicUsize>,
 }
 
@@ -124,6 +125,7 @@ impl<B> Spy<B> {
             log: log.clone(),
             live: false,
             refuse_connect: false,
+            failing_acks: false,
             subscribes: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -137,6 +139,13 @@ impl<B> Spy<B> {
     /// Fails every `connect`.
     pub fn refusing_connect(mut self) -> Self {
         self.refuse_connect = true;
+        self
+    }
+
+    /// Answers every ack with a refusal, as a broker that confirms acks may (the
+    /// message is dropped underneath).
+    pub fn failing_acks(mut self) -> Self {
+        self.failing_acks = true;
         self
     }
 
@@ -208,6 +217,7 @@ impl<B: Broker> Spy<B> {
             inner: result.map_err(SpyError::Inner)?,
             label: self.label,
             log: self.log.clone(),
+            failing_acks: self.failing_acks,
         })
     }
 }
@@ -291,6 +301,7 @@ pub struct SpySubscriber<S> {
     inner: S,
     label: &'static str,
     log: Log,
+    failing_acks: bool,
 }
 
 impl<S: Subscriber> Subscriber for SpySubscriber<S> {
@@ -304,11 +315,13 @@ impl<S: Subscriber> Subscriber for SpySubscriber<S> {
     fn stream(&mut self) -> impl Stream<Item = Result<Self::Message, S::Error>> + Send + '_ {
         let label = self.label;
         let log = self.log.clone();
+        let failing_acks = self.failing_acks;
         self.inner.stream().map(move |message| {
             message.map(|inner| SpyMessage {
                 inner,
                 label,
                 log: log.clone(),
+                failing_acks,
             })
         })
     }
@@ -318,6 +331,7 @@ pub struct SpyMessage<M> {
     inner: M,
     label: &'static str,
     log: Log,
+    failing_acks: bool,
 }
 
 impl<M: IncomingMessage> SpyMessage<M> {
@@ -342,6 +356,10 @@ impl<M: IncomingMessage> IncomingMessage for SpyMessage<M> {
 
     async fn ack(self) -> Result<(), AckError> {
         self.settle("ack");
+        if self.failing_acks {
+            let _ = self.inner.nack(false).await;
+            return Err(AckError::Rejected("the spy refuses acks".to_owned()));
+        }
         self.inner.ack().await
     }
 
@@ -376,7 +394,7 @@ impl<M: IncomingMessage> IncomingMessage for SpyMessage<M> {
 /// headers, payload...): what `#[subscriber]` handlers taking a `Message` do.
 pub fn inspect<F>(decide: F) -> Inspect<F>
 where
-    F: Fn(&Message<'_>) -> HandlerResult + Send + Sync + 'static,
+    F: Fn(&Message<'_>) -> Settle + Send + Sync + 'static,
 {
     Inspect(decide)
 }
@@ -385,7 +403,7 @@ pub struct Inspect<F>(F);
 
 impl<F> Handler for Inspect<F>
 where
-    F: Fn(&Message<'_>) -> HandlerResult + Send + Sync + 'static,
+    F: Fn(&Message<'_>) -> Settle + Send + Sync + 'static,
 {
     fn call<'a>(
         &'a self,

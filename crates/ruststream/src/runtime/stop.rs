@@ -1,31 +1,31 @@
-//! [`Intake`]: whether a subscription may take more messages.
+//! [`StopSignal`]: a tree of stop signals, for the app, its subscriptions and their workers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-/// Stops intake: a token to wait on while a subscription is idle, and a flag for the check
-/// made before every message (one atomic load; `CancellationToken::is_cancelled` takes a
-/// lock, which is a tenth of the runtime's per-message budget).
+/// A stop signal: a token to wait on while a subscription is idle, and a flag for the
+/// check made before every message (an atomic load, where
+/// `CancellationToken::is_cancelled` takes a lock).
 ///
-/// Intakes form a tree like their tokens: cancelling one stops it and everything made
+/// Signals form a tree like their tokens: cancelling one stops it and everything made
 /// from it with [`child`](Self::child), never its parent. Cancelling sets the flags of
 /// the whole subtree, so a check never walks up the tree.
 #[derive(Debug, Clone)]
-pub(crate) struct Intake {
+pub(crate) struct StopSignal {
     token: CancellationToken,
-    flag: Arc<Flag>,
+    flag: Arc<Stopped>,
 }
 
 #[derive(Debug, Default)]
-struct Flag {
+struct Stopped {
     stopped: AtomicBool,
-    /// The flags of the intakes made from this one, set with it.
-    children: Mutex<Vec<Weak<Flag>>>,
+    /// The flags of the signals made from this one, set with it.
+    children: Mutex<Vec<Weak<Stopped>>>,
 }
 
-impl Flag {
+impl Stopped {
     fn set(&self) {
         self.stopped.store(true, Ordering::Release);
         let children = std::mem::take(&mut *lock(&self.children));
@@ -39,8 +39,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Intake {
-    /// A root intake.
+impl StopSignal {
+    /// A root signal.
     pub(crate) fn new() -> Self {
         Self {
             token: CancellationToken::new(),
@@ -48,9 +48,9 @@ impl Intake {
         }
     }
 
-    /// An intake stopped with this one, or on its own.
+    /// A signal stopped with this one, or on its own.
     pub(crate) fn child(&self) -> Self {
-        let flag = Arc::new(Flag::default());
+        let flag = Arc::new(Stopped::default());
         {
             let mut children = lock(&self.flag.children);
             // Checked under the lock `set` takes, so a child is either registered before
@@ -58,7 +58,7 @@ impl Intake {
             if self.flag.stopped.load(Ordering::Acquire) {
                 flag.stopped.store(true, Ordering::Release);
             } else {
-                // Children of a long-lived intake come and go (one per resubscription).
+                // Children of a long-lived signal come and go (one per resubscription).
                 children.retain(|child| child.strong_count() > 0);
                 children.push(Arc::downgrade(&flag));
             }
@@ -69,19 +69,19 @@ impl Intake {
         }
     }
 
-    /// Stops intake: the flags first, so a waiter woken by the token sees them.
+    /// Stops: the flags first, so a waiter woken by the token sees them.
     pub(crate) fn cancel(&self) {
         self.flag.set();
         self.token.cancel();
     }
 
-    /// Whether intake has stopped, here or in an ancestor.
+    /// Whether this signal has stopped, here or in an ancestor.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.flag.stopped.load(Ordering::Acquire)
     }
 
-    /// Completes once intake stops.
+    /// Completes once this signal stops.
     pub(crate) fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.token.cancelled()
     }
@@ -94,8 +94,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cancelling_stops_the_intake_and_its_descendants_only() {
-        let root = Intake::new();
+    fn cancelling_stops_the_signal_and_its_descendants_only() {
+        let root = StopSignal::new();
         let route = root.child();
         let worker = route.child();
         assert!(!route.is_cancelled() && !worker.is_cancelled());
