@@ -42,7 +42,7 @@ pub(crate) struct Scheme {
     pub(crate) label: &'static str,
     /// The crate that speaks to it.
     pub(crate) krate: &'static str,
-    /// Whether this tool is built with that crate yet.
+    /// Whether this tool is built with that crate.
     pub(crate) available: bool,
 }
 
@@ -130,8 +130,8 @@ pub(crate) fn scheme_of(url: &str) -> Result<&'static Scheme, CliError> {
             .collect::<Vec<_>>()
             .join(", ");
         return Err(CliError::Url(format!(
-            "{scheme}:// ({}) is not supported yet: the {} crate is not available yet; \
-             available now: {available}",
+            "{scheme}:// ({}) is not supported by this tool yet: it is not built with the {} \
+             crate, which a service uses directly; available now: {available}",
             row.label, row.krate
         )));
     }
@@ -635,7 +635,7 @@ mod tests {
     }
 
     #[test]
-    fn brokers_without_a_crate_say_which_crate_is_missing() {
+    fn brokers_the_tool_lacks_name_their_crate() {
         for (url, krate) in [
             ("amqp://guest:guest@127.0.0.1:5672", "ruststream-rabbitmq"),
             ("kafka://127.0.0.1:9092", "ruststream-kafka"),

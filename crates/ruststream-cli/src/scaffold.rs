@@ -160,7 +160,7 @@ pub(crate) fn files(options: &Options) -> Result<Vec<(&'static str, String)>, Cl
         })?;
     if !row.available {
         return Err(CliError::Scaffold(format!(
-            "the {} broker crate is not available yet (`{}`); available now: {}",
+            "`ruststream new` has no {} template yet (a service can depend on `{}` directly); available now: {}",
             row.name,
             row.krate,
             BROKERS
@@ -395,13 +395,14 @@ mod tests {
     }
 
     #[test]
-    fn brokers_without_a_crate_name_the_missing_crate() {
+    fn brokers_without_a_template_name_their_crate() {
         for broker in ["rabbitmq", "kafka"] {
             let error = files(&options(broker)).unwrap_err().to_string();
             assert!(
-                error.contains(&format!("the {broker} broker crate is not available yet")),
+                error.contains(&format!("has no {broker} template yet")),
                 "{error}"
             );
+            assert!(error.contains(&format!("ruststream-{broker}")), "{error}");
         }
     }
 

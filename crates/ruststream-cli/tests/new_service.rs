@@ -181,7 +181,7 @@ fn brokers_to_come_name_their_missing_crate() {
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains(&format!("the {broker} broker crate is not available yet")),
+            stderr.contains(&format!("has no {broker} template yet")),
             "{stderr}"
         );
         assert!(
