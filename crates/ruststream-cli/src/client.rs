@@ -641,7 +641,7 @@ mod tests {
             ("kafka://127.0.0.1:9092", "ruststream-kafka"),
         ] {
             let error = scheme_of(url).unwrap_err().to_string();
-            assert!(error.contains("not supported yet"), "{error}");
+            assert!(error.contains("not supported by this tool yet"), "{error}");
             assert!(error.contains(krate), "{error}");
             assert!(!error.contains("guest:guest"), "{error}");
         }
