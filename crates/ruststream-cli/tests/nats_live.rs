@@ -152,7 +152,7 @@ fn a_connection_failure_names_the_broker_and_address_but_not_the_password() {
 }
 
 #[test]
-fn brokers_to_come_are_refused_clearly() {
+fn brokers_the_tool_lacks_are_refused_clearly() {
     let output = cli(&[
         "publish",
         "amqp://guest:guest@127.0.0.1:5672",
@@ -161,7 +161,7 @@ fn brokers_to_come_are_refused_clearly() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("not supported yet"), "{stderr}");
+    assert!(stderr.contains("not supported by this tool yet"), "{stderr}");
     assert!(stderr.contains("ruststream-rabbitmq"), "{stderr}");
     assert!(
         stderr.contains("available now: nats://, redis://, mqtt://"),
