@@ -161,7 +161,10 @@ fn brokers_the_tool_lacks_are_refused_clearly() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("not supported by this tool yet"), "{stderr}");
+    assert!(
+        stderr.contains("not supported by this tool yet"),
+        "{stderr}"
+    );
     assert!(stderr.contains("ruststream-rabbitmq"), "{stderr}");
     assert!(
         stderr.contains("available now: nats://, redis://, mqtt://"),
