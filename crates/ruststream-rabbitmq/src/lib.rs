@@ -1,6 +1,6 @@
 //! # ruststream-rabbitmq
 //!
-//! RabbitMQ for [RustStream](ruststream), on [lapin](lapin): exchanges of every kind,
+//! RabbitMQ for [RustStream](ruststream), on [lapin]: exchanges of every kind,
 //! classic and quorum queues with their arguments, bindings by routing key or headers,
 //! declared when a subscription opens or only checked; consumers with a prefetch and
 //! manual acks; publishes that are persistent, mandatory and confirmed; durable delayed
