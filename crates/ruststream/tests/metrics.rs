@@ -404,3 +404,60 @@ async fn retries_dead_letters_decode_and_ack_failures_are_counted() {
         "{text}"
     );
 }
+
+/// A shutdown during an in-place retry's wait leaves the message to the broker and the
+/// handler is no longer counted as running.
+#[tokio::test]
+async fn a_shutdown_during_an_in_place_wait_leaves_nothing_in_flight() {
+    use ruststream::runtime::Backoff;
+
+    let metrics = Metrics::new("shop");
+    let broker = MemoryBroker::new();
+    let router = Router::new().subscriber(
+        SubscriberDef::new(
+            "orders.stuck",
+            handler_fn(|_: Order| async { Err::<(), _>(std::io::Error::other("not yet")) }),
+        )
+        .name("stuck")
+        .on_error(FailurePolicy::RetryInPlace {
+            attempts: 3,
+            backoff: Backoff::exponential(Duration::from_secs(60), Duration::from_secs(60)),
+        }),
+    );
+    let running = App::new("shop")
+        .with_metrics(metrics.clone())
+        .broker(broker.clone(), router)
+        .start()
+        .await
+        .unwrap();
+    broker
+        .publish(OutgoingMessage::new("orders.stuck", br#"{"id":1}"#))
+        .await
+        .unwrap();
+    eventually(&metrics, |text| {
+        value(
+            text,
+            "ruststream_in_flight_messages",
+            &[("handler", "stuck")],
+        ) == 1.0
+    })
+    .await;
+    running.shutdown().await.unwrap();
+
+    let text = metrics.encode().unwrap();
+    let stuck = [("handler", "stuck")];
+    assert_eq!(
+        value(&text, "ruststream_in_flight_messages", &stuck),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "ruststream_processed_messages_total",
+            &[("handler", "stuck"), ("status", "unsettled")]
+        ),
+        1.0,
+        "{text}"
+    );
+}

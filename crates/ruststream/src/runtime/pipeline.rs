@@ -102,19 +102,11 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
             let mut call = pin!(self.invoke.call(views.as_slice(), &mut slot.reply));
             poll_fn(|cx| poll_caught(call.as_mut(), cx)).await
         };
+        let mut stopped = false;
         if self.wants_in_place_retry(&outcome) {
-            match self
+            (outcome, stopped) = self
                 .retry_in_place::<Sub>(views.as_slice(), outcome, slot)
-                .await
-            {
-                Some(last) => outcome = last,
-                None => {
-                    // Intake stopped while waiting: the broker redelivers.
-                    drop(views);
-                    I::into_messages(delivery).for_each(|m| self.settler.leave_unsettled(m));
-                    return;
-                }
-            }
+                .await;
         }
         if let Some(started) = started {
             let elapsed = started.elapsed();
@@ -124,6 +116,11 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
             }
         }
         drop(views);
+        if stopped {
+            // Intake stopped during an in-place wait: the broker redelivers.
+            I::into_messages(delivery).for_each(|m| self.settler.leave_unsettled(m));
+            return;
+        }
         let count = I::messages(&delivery).len();
         if let Kind::Each(each) = &outcome.0
             && each.len() != count
@@ -155,13 +152,13 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
 
     /// Calls the handler again, in this worker, on the messages whose failure policy is
     /// [`FailurePolicy::RetryInPlace`] while they have calls left; the others keep their
-    /// first outcome. `None` if intake stops during a wait.
+    /// first outcome. The last outcomes, and whether intake stopped during a wait.
     async fn retry_in_place<Sub>(
         &self,
         messages: &[Message<'_>],
         first: Outcome,
         slot: &mut Slot,
-    ) -> Option<Outcome>
+    ) -> (Outcome, bool)
     where
         Sub: Subscriber,
         I: Invoke<Sub>,
@@ -175,6 +172,7 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
                 .collect(),
         };
         let mut calls = 1;
+        let mut stopped = false;
         loop {
             let mut backoff = None;
             let pending: Vec<usize> = (0..count)
@@ -194,7 +192,10 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
             tracing::warn!(handler = %self.scope().handler, destination = %self.scope().destination, attempt = calls, ?delay, messages = pending.len(), "the handler failed; calling it again in place");
             tokio::select! {
                 biased;
-                () = self.intake.cancelled() => return None,
+                () = self.intake.cancelled() => {
+                    stopped = true;
+                    break;
+                }
                 () = tokio::time::sleep(delay) => {}
             }
             calls += 1;
@@ -207,10 +208,11 @@ impl<B: RuntimeBroker, I> Pipeline<B, I> {
                 kinds[i] = element(&outcome.0, n, pending.len()).duplicate();
             }
         }
-        Some(match kinds.len() {
+        let last = match kinds.len() {
             1 => Outcome(kinds.pop().unwrap_or(Kind::Each(Vec::new()))),
             _ => Outcome::each(kinds.into_iter().map(Outcome).collect()),
-        })
+        };
+        (last, stopped)
     }
 }
 
